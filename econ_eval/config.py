@@ -1,0 +1,56 @@
+"""One place for paths and environment variables.
+
+Every path the project uses is resolved here, so tasks, CLI, tests and training agree:
+
+- ``ECON_EVAL_DATA``        the built bundle (default: ``<checkout>/data/econbench``)
+- ``ECON_EVAL_RAW``         raw public sources (default: ``<checkout>/../shared/data/raw``)
+- ``ECON_EVAL_ANNOTATIONS`` project annotations (default: ``<checkout>/../shared/data/annotations``)
+- ``ECON_EVAL_HOME``        model cache and other downloads (default: ``~/.cache/econ-eval``)
+- ``ECON_EVAL_RESULTS``     published results (default: ``<checkout>/results``)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Version of the bundle layout and split rules. Task YAMLs name the version they expect.
+BUNDLE_VERSION = "1.0"
+
+#: The checkout this package lives in (``econ_eval/..``).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def data_dir() -> Path:
+    """Directory of the built benchmark bundle."""
+    return _env_path("ECON_EVAL_DATA", REPO_ROOT / "data" / "econbench")
+
+
+def raw_dir() -> Path:
+    """Directory of the raw public sources (``shared/data/raw``)."""
+    return _env_path("ECON_EVAL_RAW", REPO_ROOT.parent / "shared" / "data" / "raw")
+
+
+def annotations_dir() -> Path:
+    """Directory of the project's annotations (``shared/data/annotations``)."""
+    return _env_path("ECON_EVAL_ANNOTATIONS", REPO_ROOT.parent / "shared" / "data" / "annotations")
+
+
+def home_dir() -> Path:
+    """Cache directory for converted models and other downloads."""
+    return _env_path("ECON_EVAL_HOME", Path.home() / ".cache" / "econ-eval")
+
+
+def results_dir() -> Path:
+    """Directory of published results (one folder per evaluated system)."""
+    return _env_path("ECON_EVAL_RESULTS", REPO_ROOT / "results")
+
+
+def tasks_dir() -> Path:
+    """The lm-eval ``--include_path`` folder of this checkout."""
+    return REPO_ROOT / "tasks"

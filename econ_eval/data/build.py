@@ -1,0 +1,264 @@
+"""Build the versioned benchmark bundle ``data/econbench/`` from the raw sources and annotations.
+
+Rules (see DESIGN.md):
+
+- arXiv papers are split ONCE, by paper, for every arXiv task: a paper in a test or validation split
+  never appears in a train split of any task. Test = 350 econ papers stratified over econ.EM / GN / TH
+  (q-fin.EC counts as econ.GN), validation = 150 more, the rest train. ``--split temporal`` takes the
+  newest papers as test and the next newest as validation instead.
+- ``econ_titles`` train is enriched with q-fin papers whose primary is not econ (they are in no
+  test split). QA pairs follow their paper.
+- Reuters signals follow the ModApte LEWISSPLIT; validation is carved from train (stratified).
+- MMLU: dev (few-shot pool) -> train, val -> validation, test -> test.
+
+Builds are deterministic: ordering uses sha256 of (seed, id), files are written with sorted keys,
+and ``MANIFEST.json`` carries no timestamp, so two builds give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from ..config import BUNDLE_VERSION
+from ..io import DataError, atomic_write_json, atomic_write_jsonl, sha256_file
+from . import sources
+from .sources import CLASS_OF_PRIMARY, ECON_LABELS
+
+TASK_DIRS = ["econ_titles", "econ_classify", "econ_qa", "econ_signal", "econ_mmlu"]
+SPLITS = ["train", "validation", "test"]
+DEFAULT_SEED = 1234
+N_TEST_PAPERS = 350
+N_VALIDATION_PAPERS = 150
+N_SIGNAL_VALIDATION = 250
+
+
+def _order_key(seed: int, ident) -> str:
+    return hashlib.sha256(f"{seed}:{ident}".encode()).hexdigest()
+
+
+def _allocate(counts: dict[str, int], total: int) -> dict[str, int]:
+    """Largest-remainder proportional allocation of ``total`` over classes with ``counts``."""
+    n = sum(counts.values())
+    if total > n:
+        raise DataError(f"cannot draw {total} papers from only {n}")
+    exact = {k: total * v / n for k, v in counts.items()}
+    alloc = {k: int(x) for k, x in exact.items()}
+    for k in sorted(exact, key=lambda k: (-(exact[k] - alloc[k]), k))[: total - sum(alloc.values())]:
+        alloc[k] += 1
+    return alloc
+
+
+def split_econ_papers(labels: dict[str, str], created: dict[str, str], *, mode: str, seed: int,
+                      n_test: int = N_TEST_PAPERS, n_val: int = N_VALIDATION_PAPERS) -> dict[str, str]:
+    """Assign each econ paper to train/validation/test.
+
+    ``random``: stratified by label (proportional allocation, hash order within a class).
+    ``temporal``: newest ``n_test`` papers are test, the next ``n_val`` validation.
+    """
+    ids = sorted(labels)
+    if mode == "random":
+        by_class: dict[str, list[str]] = {}
+        for pid in ids:
+            by_class.setdefault(labels[pid], []).append(pid)
+        counts = {k: len(v) for k, v in by_class.items()}
+        test_alloc = _allocate(counts, n_test)
+        rest = {k: counts[k] - test_alloc[k] for k in counts}
+        val_alloc = _allocate(rest, n_val)
+        assignment = {}
+        for label, members in by_class.items():
+            members = sorted(members, key=lambda p: _order_key(seed, p))
+            for i, pid in enumerate(members):
+                if i < test_alloc[label]:
+                    assignment[pid] = "test"
+                elif i < test_alloc[label] + val_alloc[label]:
+                    assignment[pid] = "validation"
+                else:
+                    assignment[pid] = "train"
+        return assignment
+    if mode == "temporal":
+        newest_first = sorted(ids, key=lambda p: (created[p], p), reverse=True)
+        return {pid: ("test" if i < n_test else "validation" if i < n_test + n_val else "train")
+                for i, pid in enumerate(newest_first)}
+    raise DataError(f"unknown split mode {mode!r}; use 'random' or 'temporal'")
+
+
+def _paper_fields(p: sources.Paper) -> dict:
+    return {"paper_id": p.paper_id, "title": p.title, "abstract": p.abstract,
+            "primary_cat": p.primary_cat, "created": p.created}
+
+
+def build_arxiv_tasks(papers: dict[str, sources.Paper], qa: list[dict], *, mode: str, seed: int,
+                      n_test: int = N_TEST_PAPERS, n_val: int = N_VALIDATION_PAPERS) -> dict:
+    """Rows of econ_classify, econ_titles and econ_qa per split, split by paper."""
+    econ = {pid: p for pid, p in papers.items() if p.primary_cat in CLASS_OF_PRIMARY}
+    labels = {pid: CLASS_OF_PRIMARY[p.primary_cat] for pid, p in econ.items()}
+    split_of = split_econ_papers(labels, {pid: p.created for pid, p in econ.items()}, mode=mode, seed=seed,
+                                 n_test=n_test, n_val=n_val)
+
+    tasks = {t: {s: [] for s in SPLITS} for t in ("econ_classify", "econ_titles", "econ_qa")}
+    for pid, p in econ.items():
+        row = {**_paper_fields(p), "label": labels[pid]}
+        tasks["econ_classify"][split_of[pid]].append(row)
+        tasks["econ_titles"][split_of[pid]].append({**row, "source": "econ"})
+    # q-fin papers with a non-econ primary: extra title-generation training data, in no test split.
+    for pid, p in papers.items():
+        if pid not in econ and p.primary_cat.startswith("q-fin."):
+            tasks["econ_titles"]["train"].append({**_paper_fields(p), "label": None, "source": "q-fin"})
+    n_by_paper = Counter()
+    for q in qa:
+        pid = q["paper_id"]
+        if pid not in econ:
+            raise DataError(f"arxiv_econ_qa.jsonl:{q['line']}: paper {pid} has primary "
+                            f"{papers[pid].primary_cat}, not an econ category; QA must be about econ papers")
+        n_by_paper[pid] += 1
+        p = papers[pid]
+        tasks["econ_qa"][split_of[pid]].append({
+            "qa_id": f"{pid}#{n_by_paper[pid]}", "paper_id": pid, "title": p.title, "abstract": p.abstract,
+            "question": q["question"], "answer": q["answer"], "evidence": q["evidence"], "type": q["type"],
+            "label": labels[pid],
+        })
+    for t in tasks.values():
+        for s in SPLITS:
+            key = "qa_id" if "qa_id" in (t[s][0] if t[s] else {}) else "paper_id"
+            t[s].sort(key=lambda r: r[key])
+    return tasks
+
+
+def build_signal_task(stories: dict[int, dict], labels: list[dict], *, seed: int,
+                      n_val: int = N_SIGNAL_VALIDATION) -> dict:
+    """Rows of econ_signal per split: ModApte LEWISSPLIT, stratified validation carved from train."""
+    rows = {"TRAIN": [], "TEST": []}
+    for lab in labels:
+        s = stories[int(lab["newid"])]
+        rows[s["lewissplit"]].append({
+            "newid": s["newid"], "date": s["date"], "title": s["title"], "text": s["text"],
+            "topics": s["topics"], "signal": int(lab["signal"]), "landmark": int(lab.get("landmark", 0)),
+            "reason": lab.get("reason", ""),
+        })
+    train = sorted(rows["TRAIN"], key=lambda r: r["newid"])
+    val_alloc = _allocate(Counter(r["signal"] for r in train), n_val)
+    val_ids = set()
+    for label, n in val_alloc.items():
+        members = sorted((r["newid"] for r in train if r["signal"] == label), key=lambda i: _order_key(seed, i))
+        val_ids.update(members[:n])
+    return {
+        "train": [r for r in train if r["newid"] not in val_ids],
+        "validation": [r for r in train if r["newid"] in val_ids],
+        "test": sorted(rows["TEST"], key=lambda r: r["newid"]),
+    }
+
+
+def cohen_kappa_signal(first: list[dict], second: list[dict]) -> dict:
+    """Raw agreement and Cohen's kappa between the two signal annotators on their shared stories."""
+    from sklearn.metrics import cohen_kappa_score
+
+    a = {int(r["newid"]): int(r["signal"]) for r in first}
+    pairs = [(a[int(r["newid"])], int(r["signal"])) for r in second if int(r["newid"]) in a]
+    if not pairs:
+        return {"n": 0}
+    x, y = zip(*pairs)
+    return {"n": len(pairs), "raw_agreement": round(sum(i == j for i, j in pairs) / len(pairs), 4),
+            "cohen_kappa": round(float(cohen_kappa_score(x, y)), 4)}
+
+
+def _source_files(root: Path) -> list[dict]:
+    return [{"path": str(p.relative_to(root)), "sha256": sha256_file(p)}
+            for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "random", seed: int = DEFAULT_SEED,
+                 n_test_papers: int = N_TEST_PAPERS, n_validation_papers: int = N_VALIDATION_PAPERS,
+                 n_signal_validation: int = N_SIGNAL_VALIDATION, log: Callable[[str], None] = print) -> dict:
+    """Build the whole bundle into ``out`` and return its manifest.
+
+    The bundle is assembled in a sibling temp folder and swapped in at the end, so a failed build
+    never leaves a half-written bundle behind.
+    """
+    raw, annotations, out = Path(raw), Path(annotations), Path(out)
+    for d, flag in ((raw, "--raw / ECON_EVAL_RAW"), (annotations, "--annotations / ECON_EVAL_ANNOTATIONS")):
+        if not d.is_dir():
+            raise DataError(f"{d}: directory not found; set {flag} to the shared data folder")
+    if split not in ("random", "temporal"):
+        raise DataError(f"unknown split mode {split!r}; use 'random' or 'temporal'")
+
+    log("reading arXiv metadata ...")
+    papers = sources.load_arxiv(raw)
+    qa = sources.load_qa(annotations, papers)
+    log(f"  {len(papers)} unique papers, {len(qa)} QA pairs")
+    tasks = build_arxiv_tasks(papers, qa, mode=split, seed=seed, n_test=n_test_papers, n_val=n_validation_papers)
+
+    log("reading Reuters-21578 ...")
+    stories = sources.load_reuters(raw)
+    labels = sources.load_signal_labels(annotations, stories)
+    tasks["econ_signal"] = build_signal_task(stories, labels, seed=seed, n_val=n_signal_validation)
+    second_path = annotations / "reuters_signal_second_annotator.jsonl"
+    agreement = (cohen_kappa_signal(labels, sources.load_signal_labels(annotations, stories, second_path.name))
+                 if second_path.is_file() else {"n": 0})
+
+    log("reading MMLU economics ...")
+    tasks["econ_mmlu"] = {"train": sources.load_mmlu(raw, "dev"), "validation": sources.load_mmlu(raw, "val"),
+                          "test": sources.load_mmlu(raw, "test")}
+
+    _check_no_leak(tasks)
+
+    tmp = out.with_name(out.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    files = {}
+    for task in TASK_DIRS:
+        for s in SPLITS:
+            path = atomic_write_jsonl(tmp / task / f"{s}.jsonl", tasks[task][s])
+            files[f"{task}/{s}.jsonl"] = {"rows": len(tasks[task][s]), "sha256": sha256_file(path)}
+    label_counts = {s: dict(sorted(Counter(r["label"] for r in tasks["econ_classify"][s]).items())) for s in SPLITS}
+    signal_counts = {s: dict(sorted(Counter(str(r["signal"]) for r in tasks["econ_signal"][s]).items()))
+                     for s in SPLITS}
+    manifest = {
+        "bundle_version": BUNDLE_VERSION if split == "random" else f"{BUNDLE_VERSION}-{split}",
+        "build_args": {"split": split, "seed": seed, "n_test_papers": n_test_papers,
+                       "n_validation_papers": n_validation_papers, "n_signal_validation": n_signal_validation},
+        "files": files,
+        "stats": {"econ_classify_labels": label_counts, "econ_signal_labels": signal_counts,
+                  "signal_annotator_agreement": agreement, "labels": ECON_LABELS},
+        "sources": {
+            "raw": {d.name: _source_files(d) for d in sorted(raw.iterdir()) if d.is_dir()},
+            "annotations": _source_files(annotations),
+        },
+    }
+    atomic_write_json(tmp / "MANIFEST.json", manifest)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    log(f"bundle {manifest['bundle_version']} written to {out}")
+    return manifest
+
+
+def _check_no_leak(tasks: dict) -> None:
+    """No arXiv paper in a test/validation split may be in any train split of any task."""
+    held_out = {r["paper_id"] for t in ("econ_classify", "econ_titles", "econ_qa")
+                for s in ("validation", "test") for r in tasks[t][s]}
+    trained = {r["paper_id"] for t in ("econ_classify", "econ_titles", "econ_qa") for r in tasks[t]["train"]}
+    leaked = held_out & trained
+    if leaked:
+        raise AssertionError(f"split leak: {len(leaked)} papers in both held-out and train splits, e.g. {sorted(leaked)[:3]}")
+
+
+def verify_bundle(bundle: Path) -> dict:
+    """Check every file of a built bundle against its MANIFEST (rows and sha256); return the manifest."""
+    import json
+
+    bundle = Path(bundle)
+    mpath = bundle / "MANIFEST.json"
+    if not mpath.is_file():
+        raise DataError(f"{mpath}: no MANIFEST.json; build the bundle with `econ-eval data build`")
+    manifest = json.loads(mpath.read_text())
+    for rel, meta in manifest["files"].items():
+        path = bundle / rel
+        if not path.is_file():
+            raise DataError(f"{path}: listed in MANIFEST.json but missing; rebuild with `econ-eval data build`")
+        if sha256_file(path) != meta["sha256"]:
+            raise DataError(f"{path}: sha256 differs from MANIFEST.json (file changed after the build); "
+                            "rebuild with `econ-eval data build`")
+    return manifest

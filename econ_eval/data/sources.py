@@ -1,0 +1,219 @@
+"""Readers for the raw public sources in ``shared/data/raw`` and the annotations.
+
+Each reader validates what it reads and raises :class:`~econ_eval.io.DataError` naming the file, the
+field and the fix. Text cleaning lives here too, so every task sees the same cleaned text.
+"""
+
+from __future__ import annotations
+
+import html
+import lzma
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..io import DataError, read_jsonl
+
+ARXIV_FILES = [
+    "econ.EM", "econ.GN", "econ.TH",
+    "q-fin.CP", "q-fin.EC", "q-fin.GN", "q-fin.MF", "q-fin.PM", "q-fin.PR", "q-fin.RM", "q-fin.ST", "q-fin.TR",
+]
+ARXIV_FIELDS = ["abstract", "arxiv_id", "categories", "created", "primary_cat", "title"]
+#: arXiv merged q-fin.EC into econ.GN in 2017: q-fin.EC primaries are labelled econ.GN.
+CLASS_OF_PRIMARY = {"econ.EM": "econ.EM", "econ.GN": "econ.GN", "econ.TH": "econ.TH", "q-fin.EC": "econ.GN"}
+ECON_LABELS = ["econ.EM", "econ.GN", "econ.TH"]
+MMLU_SUBJECTS = ["econometrics", "high_school_macroeconomics", "high_school_microeconomics"]
+#: MMLU macro test line 124 in the 2020 CSVs: its table is missing, the later canonical release drops it.
+MMLU_UNANSWERABLE_PREFIX = "For Question below use the following information for a small town"
+
+
+# --------------------------------------------------------------------------- text cleaning
+_WS = re.compile(r"\s+")
+
+
+def clean_arxiv_text(text: str) -> str:
+    """Clean an arXiv title/abstract: LaTeX line breaks (``\\\\``) and hard wraps become spaces."""
+    text = text.replace("\\\\", " ")
+    return _WS.sub(" ", text).strip()
+
+
+def clean_reuters_body(body: str) -> str:
+    """Clean a Reuters body: entities decoded, control characters and the ``Reuter`` sign-off removed,
+    hard-wrapped lines joined; paragraphs (4-space indents in the source) separated by newlines."""
+    body = html.unescape(body)
+    body = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", body)
+    body = re.sub(r"\s*\bReuter\s*$", "", body.rstrip(), flags=re.I)
+    paragraphs = re.split(r"\n\s{2,}", body)
+    paragraphs = [_WS.sub(" ", p).strip() for p in paragraphs]
+    return "\n".join(p for p in paragraphs if p)
+
+
+def clean_reuters_title(title: str) -> str:
+    """Decode entities and collapse white space in a Reuters title."""
+    title = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", html.unescape(title))
+    return _WS.sub(" ", title).strip()
+
+
+def normalise_arxiv_id(raw: str) -> str:
+    """Undo the upstream float-mangling of new-style arXiv ids (``1312.746`` -> ``1312.7460``).
+
+    Old-style ids (``q-fin/0601001``) are returned unchanged.
+    """
+    raw = raw.strip()
+    if "/" in raw:
+        return raw
+    try:
+        x = float(raw)
+    except ValueError:
+        raise DataError(f"arXiv id {raw!r} is neither old-style (archive/NNNNNNN) nor numeric") from None
+    yymm = int(x)
+    nd = 4 if yymm < 1501 else 5
+    return f"{yymm:04d}.{round((x - yymm) * 10**nd):0{nd}d}"
+
+
+# --------------------------------------------------------------------------- arXiv
+@dataclass(frozen=True)
+class Paper:
+    paper_id: str
+    title: str
+    abstract: str
+    primary_cat: str
+    categories: tuple[str, ...]
+    created: str
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise DataError(f"{path}: missing raw file; point --raw (or ECON_EVAL_RAW) at shared/data/raw")
+    return path
+
+
+def load_arxiv(raw: Path) -> dict[str, Paper]:
+    """All unique papers of the 12 arXiv category files, keyed by normalised id (sorted)."""
+    import pandas as pd
+
+    papers: dict[str, Paper] = {}
+    for cat in ARXIV_FILES:
+        path = _require(raw / "arxiv_econ_qfin" / f"{cat}.tsv.xz")
+        try:
+            df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, compression="xz")
+        except (lzma.LZMAError, EOFError, pd.errors.ParserError) as exc:
+            raise DataError(f"{path}: cannot read as xz-compressed TSV ({exc}); re-copy the file") from exc
+        missing = [f for f in ARXIV_FIELDS if f not in df.columns]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing}; expected the staeiou/arxiv_archive TSV header")
+        for row in df.itertuples(index=False):
+            pid = normalise_arxiv_id(row.arxiv_id)
+            if pid in papers:
+                continue
+            title, abstract = clean_arxiv_text(row.title), clean_arxiv_text(row.abstract)
+            if not title or not abstract:
+                raise DataError(f"{path}: paper {pid} has an empty title or abstract field")
+            papers[pid] = Paper(pid, title, abstract, row.primary_cat.strip(),
+                                tuple(c.strip() for c in row.categories.split(",") if c.strip()),
+                                row.created.strip())
+    return dict(sorted(papers.items()))
+
+
+def load_qa(annotations: Path, papers: dict[str, Paper]) -> list[dict]:
+    """QA annotations, each checked against its paper (id known, fields present)."""
+    path = annotations / "arxiv_econ_qa.jsonl"
+    rows = read_jsonl(path)
+    fields = ["paper_id", "question", "answer", "evidence", "type"]
+    out = []
+    for i, r in enumerate(rows, 1):
+        for f in fields:
+            if f not in r:
+                raise DataError(f"{path}:{i}: missing field {f!r}; each line needs {fields}")
+        if r["question"] is None:  # the brief allows a null second question for thin abstracts
+            continue
+        if r["paper_id"] not in papers:
+            raise DataError(f"{path}:{i}: paper_id {r['paper_id']!r} is not in the arXiv raw files; "
+                            "use the normalised arXiv id (see raw/arxiv_econ_qfin/SOURCE.md)")
+        out.append({**{f: r[f] for f in fields}, "evidence": clean_arxiv_text(r["evidence"]), "line": i})
+    return out
+
+
+# --------------------------------------------------------------------------- Reuters
+_REUTERS = re.compile(r"<REUTERS(?P<attrs>[^>]*)>(?P<body>.*?)</REUTERS>", re.S)
+_ATTR = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _tag(text: str, tag: str) -> str | None:
+    m = re.search(rf"<{tag}>(.*?)</{tag}>", text, re.S)
+    return m.group(1) if m else None
+
+
+def load_reuters(raw: Path) -> dict[int, dict]:
+    """All Reuters-21578 stories keyed by NEWID, with split attributes, date, title and cleaned body."""
+    stories: dict[int, dict] = {}
+    for k in range(22):
+        path = _require(raw / "reuters21578" / f"reut2-{k:03d}.sgm")
+        text = path.read_text(encoding="latin-1")
+        found = 0
+        for m in _REUTERS.finditer(text):
+            found += 1
+            attrs = dict(_ATTR.findall(m.group("attrs")))
+            if "NEWID" not in attrs:
+                raise DataError(f"{path}: a <REUTERS> element has no NEWID attribute")
+            inner = m.group("body")
+            topics = re.findall(r"<D>(.*?)</D>", _tag(inner, "TOPICS") or "")
+            title, body = _tag(inner, "TITLE"), _tag(inner, "BODY")
+            newid = int(attrs["NEWID"])
+            stories[newid] = {
+                "newid": newid,
+                "lewissplit": attrs.get("LEWISSPLIT"),
+                "topics_attr": attrs.get("TOPICS"),
+                "topics": topics,
+                "date": (_tag(inner, "DATE") or "").strip(),
+                "title": clean_reuters_title(title) if title else None,
+                "text": clean_reuters_body(body) if body else None,
+            }
+        if not found:
+            raise DataError(f"{path}: no <REUTERS> elements found; re-copy the original Reuters-21578 SGML file")
+    return stories
+
+
+def load_signal_labels(annotations: Path, stories: dict[int, dict], name: str = "reuters_signal.jsonl") -> list[dict]:
+    """Signal labels, each checked against its story (ModApte, has title and body)."""
+    path = annotations / name
+    rows = read_jsonl(path)
+    out = []
+    for i, r in enumerate(rows, 1):
+        for f in ("newid", "signal"):
+            if f not in r:
+                raise DataError(f"{path}:{i}: missing field {f!r}")
+        if r["signal"] not in (0, 1):
+            raise DataError(f"{path}:{i}: field 'signal' must be 0 or 1, got {r['signal']!r}")
+        s = stories.get(int(r["newid"]))
+        if s is None:
+            raise DataError(f"{path}:{i}: newid {r['newid']} is not a Reuters-21578 NEWID")
+        if s["topics_attr"] != "YES" or s["lewissplit"] not in ("TRAIN", "TEST") or not s["title"] or not s["text"]:
+            raise DataError(f"{path}:{i}: newid {r['newid']} is not a ModApte story with a title and body")
+        out.append(r)
+    return out
+
+
+# --------------------------------------------------------------------------- MMLU
+def load_mmlu(raw: Path, split: str) -> list[dict]:
+    """MMLU economics questions of one split (dev/val/test), unanswerable item dropped."""
+    import pandas as pd
+
+    rows = []
+    for subject in MMLU_SUBJECTS:
+        path = _require(raw / "mmlu_econ" / split / f"{subject}_{split}.csv")
+        df = pd.read_csv(path, header=None, names=["question", "A", "B", "C", "D", "answer"], dtype=str,
+                         keep_default_na=False)
+        for i, r in enumerate(df.itertuples(index=False), 1):
+            if r.answer not in ("A", "B", "C", "D"):
+                raise DataError(f"{path}: row {i}: column 6 (answer) must be a letter A-D, got {r.answer!r}")
+            if r.question.startswith(MMLU_UNANSWERABLE_PREFIX):
+                continue
+            rows.append({
+                "subject": subject,
+                "question": r.question.strip(),
+                "choices": [r.A.strip(), r.B.strip(), r.C.strip(), r.D.strip()],
+                "answer": "ABCD".index(r.answer),
+                "source_row": i,
+            })
+    return rows

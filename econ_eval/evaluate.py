@@ -1,0 +1,119 @@
+"""Run the econ suite through the real ``lm_eval`` command line and file the results.
+
+``run_suite`` builds the exact ``lm_eval`` command a researcher would type (so what we run is what the
+README documents), runs it, and moves lm-eval's ``results_*.json`` and ``samples_*.jsonl`` into
+``results/<system>/`` next to a ``system.json`` that says what was evaluated. Nothing existing is
+overwritten: lm-eval names files by timestamp, and a clash raises instead of replacing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import REPO_ROOT, results_dir, tasks_dir
+from .io import atomic_write_json
+
+SUITE_TASKS = ["econ_titles", "econ_classify", "econ_classify_gen", "econ_qa", "econ_signal", "econ_signal_gen",
+               "econ_mmlu"]
+
+
+@dataclass
+class EvalSpec:
+    """What to evaluate and how (the documented CPU defaults)."""
+
+    model: str = "smollm2-135m"
+    adapter: str | None = None
+    tasks: str = "econ"
+    limit: float | None = None
+    batch_size: str = "8"
+    dtype: str = "float32"
+    device: str = "cpu"
+    chat_template: bool = True
+    system: str | None = None
+    output: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+
+def system_name(spec: EvalSpec) -> str:
+    """Folder name for a system: the model's short name, plus the adapter's folder name."""
+    if spec.system:
+        return spec.system
+    base = Path(spec.model).name if os.sep in spec.model else spec.model.replace("/", "__")
+    return f"{base}+{Path(spec.adapter).name}" if spec.adapter else base
+
+
+def lm_eval_command(spec: EvalSpec, pretrained: str, output_path: Path) -> list[str]:
+    """The ``lm_eval`` command line for ``spec`` (HF backend)."""
+    model_args = f"pretrained={pretrained},dtype={spec.dtype}"
+    if spec.adapter:
+        model_args += f",peft={spec.adapter}"
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", model_args,
+           "--device", spec.device, "--include_path", str(tasks_dir()), "--tasks", spec.tasks,
+           "--batch_size", str(spec.batch_size), "--output_path", str(output_path), "--log_samples"]
+    if spec.chat_template:
+        cmd.append("--apply_chat_template")
+    if spec.limit is not None:
+        cmd += ["--limit", str(spec.limit)]
+    return cmd + list(spec.extra_args)
+
+
+def run_suite(spec: EvalSpec, *, log=print) -> Path:
+    """Run lm_eval for ``spec``; return the path of the filed ``results_*.json``."""
+    from .models import resolve_model
+
+    pretrained = resolve_model(spec.model)
+    name = system_name(spec)
+    root = results_dir()
+    # --limit runs are smoke tests, not results: they go to the git-ignored results/runs/.
+    dest = Path(spec.output) if spec.output else (root / "runs" / name if spec.limit is not None else root / name)
+    staging = root / "tmp" / f"{name}-{os.getpid()}-{int(time.time())}"
+    staging.mkdir(parents=True, exist_ok=True)
+    cmd = lm_eval_command(spec, pretrained, staging)
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("HF_DATASETS_OFFLINE", "1")
+    log("$ " + shlex.join(cmd))
+    t0 = time.time()
+    proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"lm_eval failed with exit code {proc.returncode}; its output is above. "
+                           f"Partial output (if any) is in {staging}")
+    produced = sorted(staging.rglob("results_*.json"))
+    if len(produced) != 1:
+        raise RuntimeError(f"expected one results_*.json under {staging}, found {produced}")
+    dest.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for f in sorted(produced[0].parent.iterdir()):
+        target = dest / f.name
+        if target.exists():
+            raise FileExistsError(f"{target} already exists; not overwriting it (results in {staging})")
+        shutil.move(str(f), target)
+        moved.append(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    results_file = next(p for p in moved if p.name.startswith("results_"))
+    stamp = re.sub(r"^results_|\.json$", "", results_file.name)
+    atomic_write_json(dest / f"system_{stamp}.json", {
+        "system": name, "base_model": spec.model, "pretrained": pretrained, "adapter": spec.adapter,
+        "dtype": spec.dtype, "batch_size": spec.batch_size, "device": spec.device,
+        "chat_template": spec.chat_template, "limit": spec.limit, "tasks": spec.tasks,
+        "wall_time_s": round(wall, 1), "command": shlex.join(cmd), "results_file": results_file.name,
+    }, overwrite=False)
+    log(f"results filed in {dest} ({wall / 60:.1f} min)")
+    return results_file
+
+
+def load_results(path: Path) -> dict:
+    """Read an lm-eval ``results_*.json``."""
+    return json.loads(Path(path).read_text())

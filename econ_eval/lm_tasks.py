@@ -1,0 +1,181 @@
+"""Glue between lm-evaluation-harness and econ-eval: dataset loading, ``process_results``, filters.
+
+The task YAMLs in ``tasks/econ/`` reference these functions through ``tasks/econ/utils.py``, a thin
+shim (relative imports inside an ``--include_path`` folder fail, lm-eval #2713). Prompts come from
+:mod:`econ_eval.prompts`, metrics from :mod:`econ_eval.metrics`.
+
+Importing this module also teaches lm-eval to bootstrap standard errors for the corpus-level
+aggregations of :mod:`econ_eval.metrics` (lm-eval only bootstraps its own built-in list).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics, prompts
+from .config import data_dir
+from .io import DataError, read_jsonl
+from .metrics import (  # noqa: F401  (re-exported for the YAMLs)
+    bleu, f1, macro_f1, macro_precision, macro_recall, mcc, precision, recall, weighted_f1,
+)
+
+SPLITS = ("train", "validation", "test")
+
+
+# --------------------------------------------------------------------------- bundle loading
+def bundle_path() -> Path:
+    """The bundle the tasks read: ``ECON_EVAL_DATA``, else ``<checkout>/data/econbench``."""
+    path = data_dir()
+    if not (path / "MANIFEST.json").is_file():
+        raise DataError(
+            f"econ-eval data bundle not found at {path}. Build it with `econ-eval data build` "
+            "(or set ECON_EVAL_DATA to a built bundle)."
+        )
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def _verified_manifest(path: str) -> dict:
+    from .data.build import verify_bundle
+
+    return verify_bundle(Path(path))
+
+
+def load_task_dataset(bundle_task: str, bundle_version: str | None = None, **_ignored):
+    """lm-eval ``custom_dataset`` entry: the bundle folder ``bundle_task`` as a ``DatasetDict``.
+
+    lm-eval passes the task metadata (and ``--metadata``/model args) as keyword arguments; the task's
+    ``bundle_version`` must equal the built bundle's, so every result names the data it was scored on.
+    """
+    import datasets
+
+    path = bundle_path()
+    manifest = _verified_manifest(str(path))
+    if bundle_version is not None and str(manifest["bundle_version"]) != str(bundle_version):
+        raise DataError(
+            f"{path / 'MANIFEST.json'}: bundle_version is {manifest['bundle_version']!r} but the task expects "
+            f"{bundle_version!r}. Rebuild with `econ-eval data build`, or pass "
+            f"--metadata '{{\"bundle_version\": \"{manifest['bundle_version']}\"}}' to lm_eval to score on this bundle."
+        )
+    folder = path / bundle_task
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such task folder in the bundle; rebuild with `econ-eval data build`")
+    return datasets.DatasetDict({s: datasets.Dataset.from_list(read_jsonl(folder / f"{s}.jsonl")) for s in SPLITS})
+
+
+# --------------------------------------------------------------------------- stderr for corpus metrics
+def _install_bootstrap_stderr() -> None:
+    import lm_eval.evaluator_utils as eu
+
+    original = eu.stderr_for_metric
+    if getattr(original, "_econ_eval", False):
+        return
+
+    def stderr_for_metric(metric, bootstrap_iters):
+        name = getattr(metric, "__name__", None)
+        if bootstrap_iters and bootstrap_iters > 0 and metrics.CORPUS_METRICS.get(name) is metric:
+            iters = min(bootstrap_iters, metrics.BOOTSTRAP_ITERS)
+            return lambda xs: metrics.bootstrap_stderr(metric, xs, iters=iters)
+        return original(metric, bootstrap_iters)
+
+    stderr_for_metric._econ_eval = True
+    eu.stderr_for_metric = stderr_for_metric
+
+
+try:
+    _install_bootstrap_stderr()
+except ImportError:  # lm-eval not installed: the rest of the module still works
+    pass
+
+
+# --------------------------------------------------------------------------- the aggregate score
+@metrics.corpus_metric
+def score(items) -> float:
+    """Each task's headline number, so the ``econ`` group can average one metric across tasks.
+
+    Items are ``(aggregation_name, payload)``: ``("mean", value)`` or e.g. ``("macro_f1", (gold, pred))``.
+    """
+    kind = items[0][0]
+    payloads = [p for _, p in items]
+    if kind == "mean":
+        return float(np.mean(payloads))
+    return metrics.CORPUS_METRICS[kind](payloads)
+
+
+# --------------------------------------------------------------------------- filters
+def label_filter(parse):
+    def apply(resps, docs):
+        return [[parse(r) for r in doc_resps] for doc_resps in resps]
+
+    return apply
+
+
+classify_label_filter = label_filter(prompts.parse_class_answer)
+signal_label_filter = label_filter(prompts.parse_signal_answer)
+
+
+# --------------------------------------------------------------------------- process_results
+def _argmax(results) -> int:
+    return int(np.argmax([ll for ll, _ in results]))
+
+
+def _classification(gold, pred, *, binary: bool, gen: bool) -> dict:
+    item = (gold, pred)
+    out = {"acc": float(gold == pred)}
+    if binary:
+        out.update(precision=item, recall=item, f1=item, mcc=item, score=("f1", item))
+    else:
+        out.update(macro_f1=item, weighted_f1=item, macro_precision=item, macro_recall=item, mcc=item,
+                   score=("macro_f1", item))
+    if gen:
+        out["invalid_rate"] = float(metrics.is_invalid(pred))
+    return out
+
+
+def process_classify(doc, results):
+    gold = doc["label"]
+    return _classification(gold, prompts.CLASS_LABELS[_argmax(results)], binary=False, gen=False)
+
+
+def process_classify_gen(doc, results):
+    return _classification(doc["label"], results[0], binary=False, gen=True)
+
+
+def process_signal(doc, results):
+    return _classification(int(doc["signal"]), _argmax(results), binary=True, gen=False)
+
+
+def process_signal_gen(doc, results):
+    return _classification(int(doc["signal"]), results[0], binary=True, gen=True)
+
+
+def process_mmlu(doc, results):
+    acc = float(_argmax(results) == prompts.mmlu_gold(doc))
+    return {"acc": acc, "score": ("mean", acc)}
+
+
+def process_titles(doc, results):
+    pred = metrics.clean_generation(results[0])
+    ref = prompts.titles_target(doc)
+    rouge = metrics.rouge_scores(ref, pred)
+    return {"bleu": (ref, pred), **rouge, "score": ("mean", rouge["rougeL"])}
+
+
+def process_qa(doc, results):
+    pred = (results[0] or "").strip()
+    ref = prompts.qa_target(doc)
+    rouge_l = metrics.rouge_scores(ref, pred)["rougeL"]
+    return {"rougeL": rouge_l, "token_f1": metrics.token_f1(ref, pred), "score": ("mean", rouge_l)}
+
+
+# re-exported prompt functions (the YAMLs reference them through the shim)
+titles_prompt, titles_target = prompts.titles_prompt, prompts.titles_target
+classify_prompt, classify_choices, classify_gold = prompts.classify_prompt, prompts.classify_choices, prompts.classify_gold
+classify_target = prompts.classify_target
+qa_prompt, qa_target = prompts.qa_prompt, prompts.qa_target
+signal_prompt, signal_choices, signal_gold = prompts.signal_prompt, prompts.signal_choices, prompts.signal_gold
+signal_target = prompts.signal_target
+mmlu_prompt, mmlu_choices, mmlu_gold = prompts.mmlu_prompt, prompts.mmlu_choices, prompts.mmlu_gold

@@ -1,0 +1,227 @@
+"""THE metrics: one module used by the lm-eval tasks, the baselines and the reports.
+
+Two kinds of functions:
+
+- per-document scorers (``rouge_scores``, ``token_f1``) whose values lm-eval averages with ``mean``;
+- corpus-level aggregations over per-document items (``bleu`` over (reference, prediction) pairs,
+  ``macro_f1`` etc. over (gold, prediction) pairs). Each aggregation's name equals the metric key
+  that ``process_results`` returns (lm-eval ignores it otherwise), and each is marked with
+  :func:`corpus_metric` so that :func:`bootstrap_stderr` can give it a standard error.
+
+The computations are delegated to sacrebleu, rouge-score and scikit-learn; nothing is re-implemented
+except SQuAD's token F1, which has no library home.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import re
+import string
+import warnings
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .prompts import CLASS_LABELS, INVALID
+
+#: Corpus-level aggregation functions that get a bootstrap standard error.
+CORPUS_METRICS: dict[str, Callable] = {}
+BOOTSTRAP_ITERS = 1000
+BOOTSTRAP_SEED = 1234
+
+
+def corpus_metric(fn: Callable) -> Callable:
+    """Register ``fn`` as a corpus-level aggregation (name = metric key) with a bootstrap stderr.
+
+    scikit-learn's warnings about single-class resamples are silenced: those cases are expected in
+    bootstraps and small ``--limit`` runs, and the zero_division/labels arguments handle them.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(items):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return fn(items)
+
+    CORPUS_METRICS[fn.__name__] = wrapper
+    return wrapper
+
+
+def bootstrap_stderr(fn: Callable, items: Sequence, iters: int = BOOTSTRAP_ITERS, seed: int = BOOTSTRAP_SEED) -> float:
+    """Standard deviation of ``fn`` over ``iters`` resamples (with replacement) of ``items``; seeded."""
+    items = list(items)
+    if len(items) < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    n = len(items)
+    values = [fn([items[i] for i in rng.integers(0, n, n)]) for _ in range(iters)]
+    return float(np.std(values, ddof=1))
+
+
+# --------------------------------------------------------------------------- generation metrics
+@corpus_metric
+def bleu(items: Sequence[tuple[str, str]]) -> float:
+    """Corpus BLEU (sacrebleu, 0-100) over (reference, prediction) pairs."""
+    import sacrebleu
+
+    refs = [r for r, _ in items]
+    preds = [p if isinstance(p, str) else "" for _, p in items]
+    return float(sacrebleu.corpus_bleu(preds, [refs]).score)
+
+
+@functools.lru_cache(maxsize=1)
+def _rouge_scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+
+
+def rouge_scores(reference: str, prediction: str) -> dict[str, float]:
+    """ROUGE-1/2/L F-measures (rouge-score, Porter stemming) of one prediction."""
+    scores = _rouge_scorer().score(reference, prediction or "")
+    return {k: float(v.fmeasure) for k, v in scores.items()}
+
+
+def _normalise_answer(text: str) -> list[str]:
+    """SQuAD answer normalisation: lower case, no punctuation, no articles, split on white space."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return text.split()
+
+
+def token_f1(reference: str, prediction: str) -> float:
+    """SQuAD-style token-overlap F1 between one prediction and its reference."""
+    ref, pred = _normalise_answer(reference), _normalise_answer(prediction or "")
+    if not ref or not pred:
+        return float(ref == pred)
+    common = collections.Counter(ref) & collections.Counter(pred)
+    overlap = sum(common.values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(pred), overlap / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def clean_generation(text: str) -> str:
+    """First non-empty line of a generation, stripped of quotes and a leading 'Title:'-style label."""
+    if not isinstance(text, str):
+        return ""
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if line:
+            line = re.sub(r"^(title|answer)\s*:\s*", "", line, flags=re.I)
+            return line.strip().strip('"“”*').strip()
+    return ""
+
+
+# --------------------------------------------------------------------------- classification
+def _pairs(items):
+    gold = [g for g, _ in items]
+    pred = [p for _, p in items]
+    return gold, pred
+
+
+def _labels_for(gold) -> list:
+    return CLASS_LABELS if isinstance(gold[0], str) else sorted({0, 1} | set(g for g in gold))
+
+
+@corpus_metric
+def macro_f1(items) -> float:
+    """Macro-averaged F1 over the gold label set (an invalid answer counts as a miss)."""
+    from sklearn.metrics import f1_score
+
+    gold, pred = _pairs(items)
+    return float(f1_score(gold, pred, labels=_labels_for(gold), average="macro", zero_division=0))
+
+
+@corpus_metric
+def weighted_f1(items) -> float:
+    """Support-weighted F1 over the gold label set."""
+    from sklearn.metrics import f1_score
+
+    gold, pred = _pairs(items)
+    return float(f1_score(gold, pred, labels=_labels_for(gold), average="weighted", zero_division=0))
+
+
+@corpus_metric
+def macro_precision(items) -> float:
+    """Macro-averaged precision over the gold label set."""
+    from sklearn.metrics import precision_score
+
+    gold, pred = _pairs(items)
+    return float(precision_score(gold, pred, labels=_labels_for(gold), average="macro", zero_division=0))
+
+
+@corpus_metric
+def macro_recall(items) -> float:
+    """Macro-averaged recall over the gold label set."""
+    from sklearn.metrics import recall_score
+
+    gold, pred = _pairs(items)
+    return float(recall_score(gold, pred, labels=_labels_for(gold), average="macro", zero_division=0))
+
+
+@corpus_metric
+def mcc(items) -> float:
+    """Matthews correlation coefficient (multi-class aware; invalid answers are their own class)."""
+    from sklearn.metrics import matthews_corrcoef
+
+    gold, pred = _pairs(items)
+    return float(matthews_corrcoef([str(g) for g in gold], [str(p) for p in pred]))
+
+
+@corpus_metric
+def precision(items) -> float:
+    """Precision of the positive class (label 1)."""
+    from sklearn.metrics import precision_score
+
+    gold, pred = _pairs(items)
+    return float(precision_score(gold, [p if p in (0, 1) else -1 for p in pred], labels=[1], average="macro",
+                                 zero_division=0))
+
+
+@corpus_metric
+def recall(items) -> float:
+    """Recall of the positive class (label 1)."""
+    from sklearn.metrics import recall_score
+
+    gold, pred = _pairs(items)
+    return float(recall_score(gold, [p if p in (0, 1) else -1 for p in pred], labels=[1], average="macro",
+                              zero_division=0))
+
+
+@corpus_metric
+def f1(items) -> float:
+    """F1 of the positive class (label 1); an invalid answer counts as a miss."""
+    from sklearn.metrics import f1_score
+
+    gold, pred = _pairs(items)
+    return float(f1_score(gold, [p if p in (0, 1) else -1 for p in pred], labels=[1], average="macro",
+                          zero_division=0))
+
+
+def is_invalid(prediction) -> bool:
+    """True when a parsed generative answer matched no label."""
+    return prediction == INVALID
+
+
+def confusion(items, labels: Sequence) -> dict:
+    """Confusion matrix (rows gold, columns predicted, plus an ``invalid`` column) as plain lists."""
+    cols = list(labels) + [INVALID]
+    index = {lab: i for i, lab in enumerate(cols)}
+    matrix = [[0] * len(cols) for _ in labels]
+    for g, p in items:
+        matrix[list(labels).index(g)][index.get(p, len(cols) - 1)] += 1
+    return {"labels": [str(x) for x in labels], "columns": [str(c) for c in cols], "matrix": matrix}
+
+
+def classification_report(gold: Sequence, pred: Sequence, *, binary: bool) -> dict[str, float]:
+    """All classification metrics of one system at once (the same functions lm-eval aggregates)."""
+    items = list(zip(gold, pred))
+    out = {"acc": float(np.mean([g == p for g, p in items]))}
+    names = ["precision", "recall", "f1", "mcc"] if binary else \
+        ["macro_f1", "weighted_f1", "macro_precision", "macro_recall", "mcc"]
+    for name in names:
+        out[name] = CORPUS_METRICS[name](items)
+    return out

@@ -1,0 +1,154 @@
+"""THE prompts: one place for every task's input text, target and answer choices.
+
+The lm-eval task YAMLs call these through ``tasks/econ/utils.py`` (``doc_to_text: !function ...``)
+and the fine-tuning data builder calls them too, so training and evaluation see the same prompt.
+Change a prompt here and bump ``PROMPT_VERSION`` (it is recorded in the task metadata).
+"""
+
+from __future__ import annotations
+
+import re
+
+PROMPT_VERSION = "1"
+
+#: econ_classify labels (arXiv codes) and the names the model chooses between.
+CLASS_LABELS = ["econ.EM", "econ.GN", "econ.TH"]
+CLASS_NAMES = ["Econometrics", "General Economics", "Theoretical Economics"]
+SIGNAL_CHOICES = ["No", "Yes"]  # index = signal label
+MMLU_LETTERS = ["A", "B", "C", "D"]
+INVALID = "[invalid]"
+
+#: Characters of a Reuters story shown to the model (the annotators saw about 600).
+SIGNAL_STORY_CHARS = 600
+
+
+def _clip(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters at a word boundary, marking the cut."""
+    text = text.replace("\n", " ")
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+# ------------------------------------------------------------------ econ_titles
+def titles_prompt(doc: dict) -> str:
+    return (f"Abstract: {doc['abstract']}\n\n"
+            "Write a short title for this economics paper. Reply with the title only.")
+
+
+def titles_target(doc: dict) -> str:
+    return doc["title"]
+
+
+# ------------------------------------------------------------------ econ_classify
+def classify_prompt(doc: dict) -> str:
+    options = "\n".join(f"- {name} ({code})" for name, code in zip(CLASS_NAMES, CLASS_LABELS))
+    return (f"Abstract: {doc['abstract']}\n\n"
+            "Which arXiv category does this economics paper belong to?\n"
+            f"{options}\n"
+            "Answer with the category name.\nAnswer:")
+
+
+def classify_choices(doc: dict | None = None) -> list[str]:
+    return list(CLASS_NAMES)
+
+
+def classify_gold(doc: dict) -> int:
+    return CLASS_LABELS.index(doc["label"])
+
+
+def classify_target(doc: dict) -> str:
+    return CLASS_NAMES[classify_gold(doc)]
+
+
+_CLASS_PATTERNS = [  # (regex, label); the earliest match in the answer wins
+    (r"\becon\.?\s*em\b|\beconometric", "econ.EM"),
+    (r"\becon\.?\s*gn\b|\bgeneral\s+econom", "econ.GN"),
+    (r"\becon\.?\s*th\b|\btheoretical\s+econom|\beconomic\s+theory\b", "econ.TH"),
+]
+
+
+def parse_class_answer(text: str) -> str:
+    """The first category the answer mentions (code or name), or ``INVALID``."""
+    return _first_match(text, _CLASS_PATTERNS)
+
+
+# ------------------------------------------------------------------ econ_qa
+def qa_prompt(doc: dict) -> str:
+    return (f"Context: {doc['abstract']}\n\n"
+            f"Question: {doc['question']}\n\n"
+            "Answer the question using the context, in one or two sentences.")
+
+
+def qa_target(doc: dict) -> str:
+    return doc["answer"]
+
+
+# ------------------------------------------------------------------ econ_signal
+def signal_prompt(doc: dict) -> str:
+    return (f"Date: {doc['date'].split(' ')[0]}\nHeadline: {doc['title']}\n"
+            f"Story: {_clip(doc['text'], SIGNAL_STORY_CHARS)}\n\n"
+            "Is this news story an investment signal: a new, material, non-routine event that an investor "
+            "would act on (takeover bid, earnings surprise or warning, rating change, default, policy "
+            "decision, supply shock, major contract)? Routine items (results tables, usual dividends, bond "
+            "issues, statistics, prices, commentary) are not.\n"
+            "Answer Yes or No.\nAnswer:")
+
+
+def signal_choices(doc: dict | None = None) -> list[str]:
+    return list(SIGNAL_CHOICES)
+
+
+def signal_gold(doc: dict) -> int:
+    return int(doc["signal"])
+
+
+def signal_target(doc: dict) -> str:
+    return SIGNAL_CHOICES[signal_gold(doc)]
+
+
+_SIGNAL_PATTERNS = [(r"\byes\b", 1), (r"\bno\b|\bnot\s+(?:an?\s+)?(?:investment\s+)?signal\b", 0)]
+
+
+def parse_signal_answer(text: str):
+    """1 for yes, 0 for no (the first one the answer says), else ``INVALID``."""
+    return _first_match(text, _SIGNAL_PATTERNS)
+
+
+# ------------------------------------------------------------------ econ_mmlu
+def mmlu_prompt(doc: dict) -> str:
+    subject = doc["subject"].replace("_", " ")
+    lines = [f"The following is a multiple choice question about {subject}.", "", doc["question"].strip()]
+    lines += [f"{letter}. {choice}" for letter, choice in zip(MMLU_LETTERS, doc["choices"])]
+    lines.append("Answer:")
+    return "\n".join(lines)
+
+
+def mmlu_choices(doc: dict | None = None) -> list[str]:
+    return list(MMLU_LETTERS)
+
+
+def mmlu_gold(doc: dict) -> int:
+    return int(doc["answer"])
+
+
+# ------------------------------------------------------------------ shared
+def _first_match(text: str, patterns):
+    if not isinstance(text, str):
+        return INVALID
+    best_pos, best = None, INVALID
+    low = text.lower()
+    for pattern, label in patterns:
+        m = re.search(pattern, low)
+        if m and (best_pos is None or m.start() < best_pos):
+            best_pos, best = m.start(), label
+    return best
+
+
+#: task name -> (prompt, target) used by fine-tuning; the MC tasks train on the gold choice text.
+TRAINING_PAIRS = {
+    "econ_titles": (titles_prompt, titles_target),
+    "econ_classify": (classify_prompt, classify_target),
+    "econ_qa": (qa_prompt, qa_target),
+    "econ_signal": (signal_prompt, signal_target),
+}

@@ -1,0 +1,69 @@
+"""Readable tables from lm-eval results files: one column per system, one row per task metric."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .evaluate import SUITE_TASKS, load_results
+
+#: metrics shown per task, headline first (the rest of lm-eval's output stays in the JSON)
+TASK_METRICS = {
+    "econ_titles": ["rougeL", "rouge1", "rouge2", "bleu"],
+    "econ_classify": ["macro_f1", "acc", "weighted_f1", "mcc"],
+    "econ_classify_gen": ["macro_f1", "acc", "invalid_rate"],
+    "econ_qa": ["rougeL", "token_f1"],
+    "econ_qa_rag": ["rougeL", "token_f1"],
+    "econ_signal": ["f1", "acc", "precision", "recall", "mcc"],
+    "econ_signal_gen": ["f1", "acc", "invalid_rate"],
+    "econ_mmlu": ["acc"],
+}
+
+
+def task_metrics(results: dict, task: str) -> dict[str, tuple[float, float | None]]:
+    """``{metric: (value, stderr)}`` of one task, whatever lm-eval filter name the task used."""
+    out = {}
+    for key, value in results["results"].get(task, {}).items():
+        if "," not in key or "_stderr" in key or not isinstance(value, (int, float)):
+            continue
+        metric, filt = key.split(",", 1)
+        se = results["results"][task].get(f"{metric}_stderr,{filt}")
+        out[metric] = (float(value), float(se) if isinstance(se, (int, float)) else None)
+    return out
+
+
+def _fmt(v: tuple[float, float | None] | None) -> str:
+    if v is None or v[0] is None or (isinstance(v[0], float) and math.isnan(v[0])):
+        return "–"
+    value, se = v
+    return f"{value:.4f} ± {se:.4f}" if se is not None and not math.isnan(se) else f"{value:.4f}"
+
+
+def format_table(named_results: list[tuple[str, dict]]) -> str:
+    """A Markdown table comparing systems; the ``econ`` row is the mean of the task headline scores."""
+    names = [n for n, _ in named_results]
+    lines = ["| task | metric | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    tasks = [t for t in list(TASK_METRICS) if any(t in r["results"] for _, r in named_results)]
+    for task in tasks:
+        for i, metric in enumerate(TASK_METRICS[task]):
+            cells = [_fmt(task_metrics(r, task).get(metric)) for _, r in named_results]
+            label = f"**{metric}**" if i == 0 else metric
+            lines.append(f"| {task if i == 0 else ''} | {label} | " + " | ".join(cells) + " |")
+    if any("econ" in r["results"] for _, r in named_results):
+        cells = [_fmt(task_metrics(r, "econ").get("score")) for _, r in named_results]
+        lines.append("| **econ** | mean headline score | " + " | ".join(cells) + " |")
+    n = {t: r.get("n-samples", {}).get(t, {}).get("effective") for _, r in named_results[:1] for t in tasks}
+    lines.append("")
+    lines.append("Test documents per task: " + ", ".join(f"{t} {n[t]}" for t in tasks if n.get(t) is not None))
+    return "\n".join(lines)
+
+
+def table_from_files(paths: list[Path], names: list[str] | None = None) -> str:
+    """Load results files and format them side by side."""
+    names = names or [Path(p).parent.name for p in paths]
+    return format_table([(n, load_results(p)) for n, p in zip(names, paths)])
+
+
+def missing_tasks(results: dict) -> list[str]:
+    """Suite tasks absent from a results file."""
+    return [t for t in SUITE_TASKS if t not in results["results"]]

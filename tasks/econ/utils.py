@@ -1,0 +1,13 @@
+"""Thin shim: lm-eval imports this file by path, so it must not use relative imports (lm-eval #2713).
+
+Everything lives in the installed ``econ_eval`` package; see ``econ_eval/lm_tasks.py``.
+"""
+
+from econ_eval.lm_tasks import *  # noqa: F401,F403
+from econ_eval.lm_tasks import (  # noqa: F401  (names the YAMLs use)
+    bleu, classify_choices, classify_gold, classify_label_filter, classify_prompt, classify_target, f1,
+    load_task_dataset, macro_f1, macro_precision, macro_recall, mcc, mmlu_choices, mmlu_gold, mmlu_prompt,
+    precision, process_classify, process_classify_gen, process_mmlu, process_qa, process_signal,
+    process_signal_gen, process_titles, qa_prompt, qa_target, recall, score, signal_choices, signal_gold,
+    signal_label_filter, signal_prompt, signal_target, titles_prompt, titles_target, weighted_f1,
+)

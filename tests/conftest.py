@@ -1,0 +1,150 @@
+"""Shared fixtures: a tiny raw-data tree in the exact formats of ``shared/data`` and paths to the real data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import lzma
+import os
+from pathlib import Path
+
+import pytest
+
+from econ_eval import config
+from econ_eval.data.sources import ARXIV_FILES, MMLU_SUBJECTS
+
+REAL_RAW = config.raw_dir()
+REAL_ANNOTATIONS = config.annotations_dir()
+TSV_HEADER = ["Unnamed: 0", "abstract", "acm_class", "arxiv_id", "author_text", "categories", "comments", "created",
+              "doi", "num_authors", "num_categories", "primary_cat", "title", "updated", "categories_list"]
+
+# (raw arxiv_id as mangled upstream, normalised id, primary, extra categories, created)
+def _papers():
+    rows = []
+    n = 0
+    for primary, count in (("econ.EM", 12), ("econ.GN", 8), ("econ.TH", 6), ("q-fin.EC", 4), ("q-fin.ST", 5)):
+        for i in range(count):
+            n += 1
+            yymm = 1801 + (n % 12)
+            raw_id = f"{yymm}.{n:05d}"
+            norm = f"{yymm}.{n:05d}"
+            rows.append((raw_id, norm, primary, ["q-fin.GN"] if i % 3 == 0 else [], f"2018-{(n % 12) + 1:02d}-{(n % 27) + 1:02d}"))
+    # the float-mangled and old-style ids described in SOURCE.md
+    rows.append(("1707.0514600000001", "1707.05146", "econ.EM", [], "2017-07-17"))
+    rows.append(("704.3649", "0704.3649", "q-fin.ST", [], "2007-04-27"))
+    rows.append(("q-fin/0601001", "q-fin/0601001", "q-fin.GN", [], "2006-01-01"))
+    return rows
+
+
+PAPERS = _papers()
+
+
+def _write_arxiv(root: Path) -> None:
+    d = root / "arxiv_econ_qfin"
+    d.mkdir(parents=True)
+    per_file = {c: [] for c in ARXIV_FILES}
+    for k, (raw_id, norm, primary, extra, created) in enumerate(PAPERS):
+        cats = [primary] + extra
+        row = {h: "" for h in TSV_HEADER}
+        row.update({
+            "Unnamed: 0": str(k), "arxiv_id": raw_id, "primary_cat": primary, "categories": ",".join(cats),
+            "created": created, "title": f"Paper {norm} on  markets",
+            "abstract": f"We study topic {norm}. Line one\\\\ line two with $x^2$ and    spaces.",
+            "categories_list": str(cats), "num_categories": str(len(cats)),
+        })
+        for c in cats:
+            if c in per_file:
+                per_file[c].append(row)
+    for cat, rows in per_file.items():
+        lines = ["\t".join(TSV_HEADER)] + ["\t".join(r[h] for h in TSV_HEADER) for r in rows]
+        with lzma.open(d / f"{cat}.tsv.xz", "wt", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
+def _reuters_story(newid: int, split: str, topics: str = "YES") -> str:
+    return (f'<REUTERS TOPICS="{topics}" LEWISSPLIT="{split}" CGISPLIT="TRAINING-SET" OLDID="{newid + 5000}" '
+            f'NEWID="{newid}">\n<DATE>26-FEB-1987 15:01:01.79</DATE>\n<TOPICS><D>acq</D></TOPICS>\n'
+            f"<PLACES><D>usa</D></PLACES>\n<PEOPLE></PEOPLE>\n<ORGS></ORGS>\n<EXCHANGES></EXCHANGES>\n"
+            f"<COMPANIES></COMPANIES>\n<TEXT>&#2;\n<TITLE>ACME &lt;ACM> BID {newid}</TITLE>\n"
+            f"<DATELINE>    NEW YORK, Feb 26 - </DATELINE><BODY>Acme Corp said it\nbid for story {newid}.\n"
+            f"    Second paragraph &amp; more.\n Reuter\n&#3;</BODY></TEXT>\n</REUTERS>\n")
+
+
+def _write_reuters(root: Path) -> list[dict]:
+    d = root / "reuters21578"
+    d.mkdir(parents=True)
+    labels = []
+    newid = 0
+    for k in range(22):
+        stories = []
+        for j in range(3):
+            newid += 1
+            split = "TEST" if j == 2 else "TRAIN"
+            stories.append(_reuters_story(newid, split))
+            labels.append({"newid": newid, "signal": int(newid % 4 == 0), "landmark": 0, "reason": "fixture"})
+        (d / f"reut2-{k:03d}.sgm").write_text('<!DOCTYPE lewis SYSTEM "lewis.dtd">\n' + "".join(stories),
+                                              encoding="latin-1")
+    return labels
+
+
+def _write_mmlu(root: Path) -> None:
+    for split in ("dev", "val", "test"):
+        d = root / "mmlu_econ" / split
+        d.mkdir(parents=True)
+        for subject in MMLU_SUBJECTS:
+            with (d / f"{subject}_{split}.csv").open("w", newline="") as fh:
+                w = csv.writer(fh)
+                for i in range(4):
+                    w.writerow([f"{subject} question {i}?\nSecond line", "a", "b", "c", "d", "ABCD"[i % 4]])
+
+
+def make_tiny_data(root: Path) -> tuple[Path, Path]:
+    """Write a tiny raw tree and annotations in the real formats; return (raw, annotations)."""
+    raw, ann = root / "raw", root / "annotations"
+    _write_arxiv(raw)
+    labels = _write_reuters(raw)
+    _write_mmlu(raw)
+    ann.mkdir(parents=True)
+    econ = [norm for _, norm, primary, _, _ in PAPERS if primary in ("econ.EM", "econ.GN", "econ.TH")]
+    qa = []
+    for pid in econ:
+        for t in ("method", "finding"):
+            qa.append({"paper_id": pid, "question": f"What {t} does the study of topic {pid} report?",
+                       "answer": f"It reports a {t}.", "evidence": f"We study topic {pid}.", "type": t})
+    (ann / "arxiv_econ_qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qa))
+    (ann / "reuters_signal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels))
+    second = [dict(r, signal=1 - r["signal"]) if r["newid"] == 1 else r for r in labels[:20]]
+    (ann / "reuters_signal_second_annotator.jsonl").write_text("".join(json.dumps(r) + "\n" for r in second))
+    return raw, ann
+
+
+TINY_SIZES = dict(n_test_papers=9, n_validation_papers=6, n_signal_validation=8)
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    return make_tiny_data(tmp_path / "shared")
+
+
+@pytest.fixture(scope="session")
+def real_bundle(tmp_path_factory):
+    """The bundle built from the real shared data (built once per test session)."""
+    if not (REAL_RAW / "arxiv_econ_qfin").is_dir():
+        pytest.skip(f"real shared data not found at {REAL_RAW}")
+    from econ_eval.data.build import build_bundle
+
+    out = tmp_path_factory.mktemp("real") / "econbench"
+    manifest = build_bundle(REAL_RAW, REAL_ANNOTATIONS, out, log=lambda m: None)
+    return out, manifest
+
+
+@pytest.fixture
+def bundle_env(real_bundle, monkeypatch):
+    """Point ECON_EVAL_DATA at the real bundle for the duration of a test."""
+    monkeypatch.setenv("ECON_EVAL_DATA", str(real_bundle[0]))
+    return real_bundle[0]
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

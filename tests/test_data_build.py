@@ -1,0 +1,200 @@
+"""Data bundle: split rules, cleaning, determinism, manifest, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import lzma
+from collections import Counter
+
+import pytest
+
+from econ_eval.data import sources
+from econ_eval.data.build import SPLITS, TASK_DIRS, build_bundle, verify_bundle
+from econ_eval.io import DataError, read_jsonl, sha256_file
+
+from .conftest import TINY_SIZES
+
+ARXIV_TASKS = ("econ_classify", "econ_titles", "econ_qa")
+
+
+def _rows(bundle, task, split):
+    return read_jsonl(bundle / task / f"{split}.jsonl")
+
+
+def _assert_no_paper_leak(bundle):
+    held_out = {r["paper_id"] for t in ARXIV_TASKS for s in ("validation", "test") for r in _rows(bundle, t, s)}
+    trained = {r["paper_id"] for t in ARXIV_TASKS for r in _rows(bundle, t, "train")}
+    assert held_out and trained
+    assert not held_out & trained
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("1707.0514600000001", "1707.05146"), ("704.3649", "0704.3649"), ("1312.746", "1312.7460"),
+    ("1906.0029600000003", "1906.00296"), ("q-fin/0601001", "q-fin/0601001"), ("1501.00001", "1501.00001"),
+])
+def test_normalise_arxiv_id(raw, expected):
+    assert sources.normalise_arxiv_id(raw) == expected
+
+
+def test_cleaning():
+    assert sources.clean_arxiv_text("a\\\\ b\n  c") == "a b c"
+    body = "Acme said\nit bid.\n    Second &amp; para.\n Reuter\n\x03"
+    assert sources.clean_reuters_body(body) == "Acme said it bid.\nSecond & para."
+    assert sources.clean_reuters_body("Text here. REUTER") == "Text here."
+    assert sources.clean_reuters_title("ACME &lt;ACM> BID") == "ACME <ACM> BID"
+
+
+def test_tiny_build_rules(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    m = build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    # every task folder and split exists and matches the manifest
+    for task in TASK_DIRS:
+        for s in SPLITS:
+            meta = m["files"][f"{task}/{s}.jsonl"]
+            assert meta["rows"] == len(_rows(out, task, s))
+            assert meta["sha256"] == sha256_file(out / task / f"{s}.jsonl")
+    assert len(_rows(out, "econ_classify", "test")) == 9
+    assert len(_rows(out, "econ_classify", "validation")) == 6
+    # q-fin.EC counts as econ.GN; q-fin.ST papers never reach classification
+    labels = {r["paper_id"]: r for s in SPLITS for r in _rows(out, "econ_classify", s)}
+    assert {r["label"] for r in labels.values()} == {"econ.EM", "econ.GN", "econ.TH"}
+    assert all(r["label"] == "econ.GN" for r in labels.values() if r["primary_cat"] == "q-fin.EC")
+    assert len(labels) == 31
+    # the mangled id was normalised and kept
+    assert "1707.05146" in labels
+    # titles: q-fin papers only in train; test/validation identical to classification's papers
+    for s in ("validation", "test"):
+        assert {r["paper_id"] for r in _rows(out, "econ_titles", s)} == {r["paper_id"] for r in _rows(out, "econ_classify", s)}
+    qfin_train = [r for r in _rows(out, "econ_titles", "train") if r["source"] == "q-fin"]
+    assert {r["primary_cat"] for r in qfin_train} <= {"q-fin.ST", "q-fin.GN"} and qfin_train
+    # QA follows its paper
+    split_of = {r["paper_id"]: s for s in SPLITS for r in _rows(out, "econ_classify", s)}
+    for s in SPLITS:
+        for r in _rows(out, "econ_qa", s):
+            assert split_of[r["paper_id"]] == s
+    _assert_no_paper_leak(out)
+    # text cleaned (LaTeX line break and double spaces gone)
+    row = _rows(out, "econ_classify", "test")[0]
+    assert "\\\\" not in row["abstract"] and "  " not in row["abstract"] and "  " not in row["title"]
+    # Reuters: ModApte TEST stays test, validation carved from TRAIN, sign-off removed
+    sig = {s: _rows(out, "econ_signal", s) for s in SPLITS}
+    assert len(sig["test"]) == 22 and len(sig["validation"]) == 8 and len(sig["train"]) == 36
+    assert all(not r["text"].lower().endswith("reuter") for s in SPLITS for r in sig[s])
+    assert Counter(r["signal"] for r in sig["validation"])[1] >= 1
+    # MMLU
+    assert len(_rows(out, "econ_mmlu", "test")) == 12 and _rows(out, "econ_mmlu", "test")[0]["choices"] == list("abcd")
+    agreement = m["stats"]["signal_annotator_agreement"]
+    assert agreement["n"] == 20 and agreement["raw_agreement"] == pytest.approx(19 / 20)
+
+
+def test_build_is_deterministic(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    a = build_bundle(raw, ann, tmp_path / "a", log=lambda s: None, **TINY_SIZES)
+    b = build_bundle(raw, ann, tmp_path / "b", log=lambda s: None, **TINY_SIZES)
+    assert a["files"] == b["files"]
+    assert (tmp_path / "a" / "MANIFEST.json").read_bytes() == (tmp_path / "b" / "MANIFEST.json").read_bytes()
+    c = build_bundle(raw, ann, tmp_path / "c", seed=99, log=lambda s: None, **TINY_SIZES)
+    assert c["files"]["econ_classify/test.jsonl"]["sha256"] != a["files"]["econ_classify/test.jsonl"]["sha256"]
+
+
+def test_temporal_split_takes_newest(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    m = build_bundle(raw, ann, tmp_path / "t", split="temporal", log=lambda s: None, **TINY_SIZES)
+    assert m["bundle_version"].endswith("-temporal")
+    test = _rows(tmp_path / "t", "econ_classify", "test")
+    train = _rows(tmp_path / "t", "econ_classify", "train")
+    assert min(r["created"] for r in test) >= max(r["created"] for r in train)
+    _assert_no_paper_leak(tmp_path / "t")
+
+
+def test_verify_detects_tampering(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    verify_bundle(out)
+    with (out / "econ_qa" / "test.jsonl").open("a") as fh:
+        fh.write("{}\n")
+    with pytest.raises(DataError, match=r"econ_qa/test.jsonl: sha256 differs"):
+        verify_bundle(out)
+
+
+def test_missing_raw_file_names_the_file(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    (raw / "arxiv_econ_qfin" / "q-fin.TR.tsv.xz").unlink()
+    with pytest.raises(DataError, match=r"q-fin.TR.tsv.xz: missing raw file"):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_column_names_the_field(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    path = raw / "arxiv_econ_qfin" / "econ.TH.tsv.xz"
+    with lzma.open(path, "rt") as fh:
+        text = fh.read()
+    with lzma.open(path, "wt") as fh:
+        fh.write(text.replace("primary_cat", "primary"))
+    with pytest.raises(DataError, match=r"econ.TH.tsv.xz: missing column\(s\) \['primary_cat'\]"):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+
+
+def test_bad_annotation_lines(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    qa = ann / "arxiv_econ_qa.jsonl"
+    good = qa.read_text()
+    qa.write_text(good + '{"paper_id": "9999.99999", "question": "q", "answer": "a", "evidence": "e", "type": "data"}\n')
+    with pytest.raises(DataError, match=r"arxiv_econ_qa.jsonl:\d+: paper_id '9999.99999' is not in the arXiv raw files"):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+    qa.write_text(good + "not json\n")
+    with pytest.raises(DataError, match=r"arxiv_econ_qa.jsonl:\d+: not valid JSON"):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+    qa.write_text(good)
+    sig = ann / "reuters_signal.jsonl"
+    sig.write_text(sig.read_text() + json.dumps({"newid": 1, "signal": 2}) + "\n")
+    with pytest.raises(DataError, match=r"reuters_signal.jsonl:\d+: field 'signal' must be 0 or 1"):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+
+
+def test_previous_bundle_survives_failed_build(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    before = (out / "MANIFEST.json").read_bytes()
+    (raw / "mmlu_econ" / "test" / "econometrics_test.csv").unlink()
+    with pytest.raises(DataError):
+        build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    assert (out / "MANIFEST.json").read_bytes() == before
+    verify_bundle(out)
+
+
+# ----------------------------------------------------------------------------- the real shared data
+def test_real_bundle_counts(real_bundle):
+    out, m = real_bundle
+    rows = {k: v["rows"] for k, v in m["files"].items()}
+    assert rows["econ_classify/test.jsonl"] == 350
+    assert rows["econ_classify/validation.jsonl"] == 150
+    # 592 EM + 340 GN + 191 TH + 380 q-fin.EC (SOURCE.md) econ papers in all
+    assert sum(rows[f"econ_classify/{s}.jsonl"] for s in SPLITS) == 592 + 340 + 191 + 380
+    assert m["stats"]["econ_classify_labels"]["test"] == {"econ.EM": 138, "econ.GN": 168, "econ.TH": 44}
+    assert sum(rows[f"econ_qa/{s}.jsonl"] for s in SPLITS) == 2226
+    assert rows["econ_signal/test.jsonl"] == 750
+    assert rows["econ_signal/train.jsonl"] + rows["econ_signal/validation.jsonl"] == 2000
+    assert rows["econ_mmlu/test.jsonl"] == 114 + 390 + 238  # the unanswerable macro item dropped
+    assert m["stats"]["signal_annotator_agreement"]["cohen_kappa"] == pytest.approx(0.82, abs=0.01)
+    _assert_no_paper_leak(out)
+    verify_bundle(out)
+
+
+def test_real_bundle_is_deterministic(real_bundle, tmp_path):
+    from .conftest import REAL_ANNOTATIONS, REAL_RAW
+
+    _, m = real_bundle
+    again = build_bundle(REAL_RAW, REAL_ANNOTATIONS, tmp_path / "again", log=lambda s: None)
+    assert again["files"] == m["files"]
+
+
+def test_real_qa_evidence_is_in_abstract(real_bundle):
+    out, _ = real_bundle
+    for s in SPLITS:
+        for r in _rows(out, "econ_qa", s):
+            assert r["evidence"] in r["abstract"], r["qa_id"]

@@ -1,0 +1,82 @@
+"""End to end on the real embedded model: fetch/convert, and a real lm_eval run of every econ_* task."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from econ_eval.evaluate import SUITE_TASKS
+from econ_eval.report import TASK_METRICS, task_metrics
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    from econ_eval.models import fetch_model
+
+    return fetch_model("smollm2-135m")
+
+
+def test_converted_model_matches_gguf(model_dir):
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from econ_eval.models import gguf_path, model_info
+
+    info = model_info("smollm2-135m")
+    assert info["probe_max_abs_logit_diff"] <= 1e-4
+    assert gguf_path("smollm2-135m").stat().st_size > 50_000_000
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert tok.model_max_length == 8192 and tok.chat_template
+    gen = GenerationConfig.from_pretrained(model_dir)
+    assert gen.eos_token_id == tok.eos_token_id and gen.pad_token_id is not None
+    assert "dequantised Q4_1" in (model_dir / "README.md").read_text()
+
+
+def test_models_path_prints_only_the_path(model_dir):
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "models", "path", "smollm2-135m"],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == str(model_dir)
+
+
+def test_unknown_model_is_a_clear_error():
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "models", "path", "gpt-17"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown model 'gpt-17'" in proc.stderr and "smollm2-135m" in proc.stderr
+
+
+def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
+    env_results = tmp_path / "results"
+    import os
+
+    env = {**os.environ, "ECON_EVAL_RESULTS": str(env_results), "ECON_EVAL_DATA": str(bundle_env)}
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "evaluate", "--tasks", "econ_*", "--limit", "3"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = env_results / "runs" / "smollm2-135m"
+    results_files = list(run_dir.glob("results_*.json"))
+    assert len(results_files) == 1
+    results = json.loads(results_files[0].read_text())
+    assert sorted(results["results"]) == sorted(SUITE_TASKS)
+    for task in SUITE_TASKS:
+        got = task_metrics(results, task)
+        for metric in TASK_METRICS[task]:
+            value, _ = got[metric]
+            assert not math.isnan(value), (task, metric)
+        assert results["configs"][task]["metadata"]["bundle_version"] == "1.0"
+        assert results["n-samples"][task]["effective"] == 3
+        assert (run_dir / f"samples_{task}_{results_files[0].stem[len('results_'):]}.jsonl").is_file()
+    # corpus-level metrics carry a bootstrap standard error (lm-eval alone would say N/A)
+    assert isinstance(results["results"]["econ_titles"]["bleu_stderr,none"], float)
+    assert isinstance(results["results"]["econ_classify"]["macro_f1_stderr,none"], float)
+    assert results["chat_template"]  # recorded, since chat templates change scores
+    system = json.loads(next(run_dir.glob("system_*.json")).read_text())
+    assert system["limit"] == 3 and "--apply_chat_template" in system["command"]
+    # the _gen variants parse answers into labels or [invalid]
+    samples = [json.loads(line) for line in next(run_dir.glob("samples_econ_classify_gen_*.jsonl")).open()]
+    assert all(s["filtered_resps"][0] in ("econ.EM", "econ.GN", "econ.TH", "[invalid]") for s in samples)
+    assert "| econ_classify | **macro_f1** |" in proc.stdout

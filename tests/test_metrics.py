@@ -1,0 +1,114 @@
+"""Metrics against the reference libraries, on hand-made predictions, degenerate cases included."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import sacrebleu
+from rouge_score import rouge_scorer
+from sklearn import metrics as skm
+
+from econ_eval import metrics
+from econ_eval.lm_tasks import score
+from econ_eval.prompts import INVALID
+
+GOLD = ["econ.EM", "econ.GN", "econ.TH", "econ.GN", "econ.EM", "econ.TH", "econ.GN"]
+PRED = ["econ.EM", "econ.EM", "econ.TH", "econ.GN", INVALID, "econ.GN", "econ.GN"]
+LABELS = ["econ.EM", "econ.GN", "econ.TH"]
+
+
+def test_multiclass_matches_sklearn():
+    items = list(zip(GOLD, PRED))
+    assert metrics.macro_f1(items) == pytest.approx(skm.f1_score(GOLD, PRED, labels=LABELS, average="macro"))
+    assert metrics.weighted_f1(items) == pytest.approx(skm.f1_score(GOLD, PRED, labels=LABELS, average="weighted"))
+    assert metrics.macro_precision(items) == pytest.approx(
+        skm.precision_score(GOLD, PRED, labels=LABELS, average="macro", zero_division=0))
+    assert metrics.macro_recall(items) == pytest.approx(skm.recall_score(GOLD, PRED, labels=LABELS, average="macro"))
+    assert metrics.mcc(items) == pytest.approx(skm.matthews_corrcoef(GOLD, PRED))
+    # the invalid answer is a miss: recall of econ.EM is 1/2
+    assert skm.recall_score(GOLD, PRED, labels=["econ.EM"], average="macro") == 0.5
+    # an explicit macro average, not lm-eval's binary f1
+    assert metrics.macro_f1(items) != pytest.approx(metrics.weighted_f1(items))
+
+
+def test_binary_positive_class_matches_sklearn():
+    gold = [0, 1, 1, 0, 1, 0, 0, 1]
+    pred = [0, 1, 0, 1, 1, 0, INVALID, 1]
+    items = list(zip(gold, pred))
+    clean = [p if p in (0, 1) else -1 for p in pred]
+    assert metrics.f1(items) == pytest.approx(skm.f1_score(gold, clean, labels=[1], average="macro"))
+    assert metrics.precision(items) == pytest.approx(3 / 4)
+    assert metrics.recall(items) == pytest.approx(3 / 4)
+    assert metrics.mcc(items) == pytest.approx(skm.matthews_corrcoef([str(g) for g in gold], [str(p) for p in pred]))
+
+
+def test_degenerate_classification():
+    # all one class predicted, never the positive one: F1 0, MCC 0, no crash, no warning noise
+    items = [(1, 0), (0, 0), (0, 0)]
+    assert metrics.f1(items) == 0.0 and metrics.precision(items) == 0.0 and metrics.mcc(items) == 0.0
+    # every answer invalid
+    items = [("econ.EM", INVALID), ("econ.GN", INVALID)]
+    assert metrics.macro_f1(items) == 0.0
+    # a perfect system
+    items = list(zip(GOLD, GOLD))
+    assert metrics.macro_f1(items) == 1.0 and metrics.mcc(items) == pytest.approx(1.0)
+    report = metrics.classification_report(GOLD, GOLD, binary=False)
+    assert report["acc"] == 1.0 and report["macro_f1"] == 1.0
+
+
+def test_bleu_matches_sacrebleu():
+    refs = ["Monetary policy and inflation expectations", "A theory of matching markets", "Trade wars"]
+    preds = ["Monetary policy and expectations of inflation", "A theory of markets", ""]
+    expected = sacrebleu.corpus_bleu(preds, [refs]).score
+    assert metrics.bleu(list(zip(refs, preds))) == pytest.approx(expected)
+    assert metrics.bleu([(r, None) for r in refs]) == 0.0  # empty/missing outputs score zero
+    assert metrics.bleu(list(zip(refs, refs))) == pytest.approx(100.0)
+
+
+def test_rouge_matches_rouge_score_with_stemming():
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    ref, pred = "Estimating demand for differentiated products", "Demand estimation of differentiated product"
+    got = metrics.rouge_scores(ref, pred)
+    exp = scorer.score(ref, pred)
+    for k in ("rouge1", "rouge2", "rougeL"):
+        assert got[k] == pytest.approx(exp[k].fmeasure)
+    assert got["rouge1"] > 0.5  # stemming makes 'products'/'product' match
+    assert metrics.rouge_scores(ref, "") == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+
+
+def test_token_f1():
+    assert metrics.token_f1("The rate rose", "the rate rose.") == 1.0
+    assert metrics.token_f1("interest rates rose", "rates fell") == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
+    assert metrics.token_f1("an answer", "") == 0.0
+    assert metrics.token_f1("", "") == 1.0
+
+
+def test_clean_generation():
+    assert metrics.clean_generation('\n\nTitle: "Bank Runs and Deposit Insurance"\nMore text') == \
+        "Bank Runs and Deposit Insurance"
+    assert metrics.clean_generation("") == "" and metrics.clean_generation(None) == ""
+
+
+def test_bootstrap_stderr_is_seeded_and_sane():
+    items = list(zip(GOLD * 5, PRED * 5))
+    a = metrics.bootstrap_stderr(metrics.macro_f1, items, iters=200)
+    b = metrics.bootstrap_stderr(metrics.macro_f1, items, iters=200)
+    assert a == b and 0 < a < 0.5
+    assert math.isnan(metrics.bootstrap_stderr(metrics.macro_f1, items[:1], iters=10))
+    # every corpus metric is registered under its own name (lm-eval needs name == key)
+    for name, fn in metrics.CORPUS_METRICS.items():
+        assert fn.__name__ == name
+
+
+def test_score_dispatches_to_headline_metric():
+    items = list(zip(GOLD, PRED))
+    assert score([("macro_f1", it) for it in items]) == pytest.approx(metrics.macro_f1(items))
+    assert score([("mean", 0.2), ("mean", 0.4)]) == pytest.approx(0.3)
+
+
+def test_confusion():
+    conf = metrics.confusion(list(zip(GOLD, PRED)), LABELS)
+    assert conf["columns"] == LABELS + [INVALID]
+    assert conf["matrix"][0] == [1, 0, 0, 1]  # econ.EM: one right, one invalid
+    assert sum(map(sum, conf["matrix"])) == len(GOLD)
