@@ -34,8 +34,8 @@ class EvalSpec:
     adapter: str | None = None
     tasks: str = "econ"
     limit: float | None = None
-    batch_size: str = "8"
-    dtype: str = "float32"
+    batch_size: str = "16"
+    dtype: str = "bfloat16"
     device: str = "cpu"
     chat_template: bool = True
     system: str | None = None

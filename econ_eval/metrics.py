@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import os
 import re
 import string
 import warnings
@@ -27,7 +28,9 @@ from .prompts import CLASS_LABELS, INVALID
 
 #: Corpus-level aggregation functions that get a bootstrap standard error.
 CORPUS_METRICS: dict[str, Callable] = {}
-BOOTSTRAP_ITERS = 1000
+#: Resamples for corpus-metric standard errors (``ECON_EVAL_BOOTSTRAP_ITERS`` overrides; lm-eval's
+#: ``--bootstrap_iters`` caps it further, and 0 turns standard errors off).
+BOOTSTRAP_ITERS = int(os.environ.get("ECON_EVAL_BOOTSTRAP_ITERS", "500"))
 BOOTSTRAP_SEED = 1234
 
 
@@ -48,10 +51,11 @@ def corpus_metric(fn: Callable) -> Callable:
     return wrapper
 
 
-def bootstrap_stderr(fn: Callable, items: Sequence, iters: int = BOOTSTRAP_ITERS, seed: int = BOOTSTRAP_SEED) -> float:
+def bootstrap_stderr(fn: Callable, items: Sequence, iters: int | None = None, seed: int = BOOTSTRAP_SEED) -> float:
     """Standard deviation of ``fn`` over ``iters`` resamples (with replacement) of ``items``; seeded."""
     items = list(items)
-    if len(items) < 2:
+    iters = BOOTSTRAP_ITERS if iters is None else iters
+    if len(items) < 2 or iters < 2:
         return float("nan")
     rng = np.random.default_rng(seed)
     n = len(items)

@@ -8,10 +8,16 @@ import lzma
 import os
 from pathlib import Path
 
-import pytest
+# Standard errors are checked for presence and sanity, not precision: few resamples keep tests fast.
+os.environ.setdefault("ECON_EVAL_BOOTSTRAP_ITERS", "30")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from econ_eval import config
-from econ_eval.data.sources import ARXIV_FILES, MMLU_SUBJECTS
+import pytest  # noqa: E402
+
+from econ_eval import config  # noqa: E402
+from econ_eval.data.sources import ARXIV_FILES, MMLU_SUBJECTS  # noqa: E402
 
 REAL_RAW = config.raw_dir()
 REAL_ANNOTATIONS = config.annotations_dir()
@@ -144,7 +150,3 @@ def bundle_env(real_bundle, monkeypatch):
     monkeypatch.setenv("ECON_EVAL_DATA", str(real_bundle[0]))
     return real_bundle[0]
 
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,274 @@
+"""Classic baselines on the bundle's splits, scored with the same metric functions as the lm-eval tasks.
+
+Six scikit-learn / XGBoost models on TF-IDF features and two small PyTorch recurrent nets (RNN, LSTM)
+for ``econ_classify`` and ``econ_signal``. Each model's hyper-parameter is chosen on the validation split
+(the headline metric), then it is refit on train and scored once on test. Results are written in
+lm-eval's ``results_*.json`` shape under ``results/baselines/<name>/`` (with per-document samples),
+so the leaderboard reads them like any lm-eval run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import metrics, prompts
+from .config import BUNDLE_VERSION, results_dir
+from .io import atomic_write_json, atomic_write_jsonl, read_jsonl
+
+SEED = 1234
+BASELINE_TASKS = ("econ_classify", "econ_signal")
+
+
+@dataclass(frozen=True)
+class TaskData:
+    name: str
+    texts: dict[str, list[str]]
+    labels: dict[str, list]
+    ids: dict[str, list]
+    binary: bool
+
+
+def task_text(task: str, doc: dict) -> str:
+    """The text a classic baseline sees: the same content the LLM prompt carries, without instructions."""
+    if task == "econ_classify":
+        return doc["abstract"]
+    return f"{doc['title']}\n{doc['text'][: prompts.SIGNAL_STORY_CHARS]}"
+
+
+def load_task(bundle: Path, task: str) -> TaskData:
+    """Texts, gold labels and ids of one task's splits."""
+    texts, labels, ids = {}, {}, {}
+    for split in ("train", "validation", "test"):
+        rows = read_jsonl(Path(bundle) / task / f"{split}.jsonl")
+        texts[split] = [task_text(task, r) for r in rows]
+        labels[split] = [r["label"] if task == "econ_classify" else int(r["signal"]) for r in rows]
+        ids[split] = [r.get("paper_id", r.get("newid")) for r in rows]
+    return TaskData(task, texts, labels, ids, binary=task == "econ_signal")
+
+
+def headline(task: TaskData, gold, pred) -> float:
+    """The task's headline metric (macro F1 / positive-class F1), from :mod:`econ_eval.metrics`."""
+    return (metrics.f1 if task.binary else metrics.macro_f1)(list(zip(gold, pred)))
+
+
+# --------------------------------------------------------------------------- scikit-learn models
+def _sk_models() -> dict[str, tuple[Callable[[float], object], list]]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.svm import LinearSVC
+    from sklearn.tree import DecisionTreeClassifier
+
+    def xgb(depth):
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(n_estimators=300, max_depth=int(depth), learning_rate=0.1, subsample=0.9,
+                             colsample_bytree=0.5, random_state=SEED, n_jobs=os.cpu_count(), verbosity=0)
+
+    return {
+        "logistic_regression": (lambda c: LogisticRegression(C=c, max_iter=2000, class_weight="balanced",
+                                                             random_state=SEED), [0.3, 1.0, 3.0, 10.0, 30.0]),
+        "svc": (lambda c: LinearSVC(C=c, class_weight="balanced", random_state=SEED), [0.03, 0.1, 0.3, 1.0, 3.0]),
+        "knn": (lambda k: KNeighborsClassifier(n_neighbors=int(k), weights="distance", metric="cosine"),
+                [3, 5, 11, 21]),
+        "random_forest": (lambda d: RandomForestClassifier(n_estimators=300, max_depth=d, class_weight="balanced",
+                                                           random_state=SEED, n_jobs=os.cpu_count()),
+                          [None, 30]),
+        "decision_tree": (lambda d: DecisionTreeClassifier(max_depth=d, class_weight="balanced", random_state=SEED),
+                          [10, 30, None]),
+        "xgboost": (xgb, [4, 8]),
+    }
+
+
+def run_sklearn(name: str, task: TaskData) -> tuple[list, dict]:
+    """Fit one TF-IDF model, picking its parameter on validation; return test predictions and info."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import LabelEncoder
+
+    make, grid = _sk_models()[name]
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=50000, sublinear_tf=True)
+    x_train = vec.fit_transform(task.texts["train"])
+    x_val, x_test = vec.transform(task.texts["validation"]), vec.transform(task.texts["test"])
+    enc = LabelEncoder().fit(task.labels["train"])
+    y_train = enc.transform(task.labels["train"])
+    if name == "xgboost" and task.binary:  # XGBoost has no class_weight: weight the rare positives instead
+        pos = max(int(y_train.sum()), 1)
+        sample_weight = np.where(y_train == 1, (len(y_train) - pos) / pos, 1.0)
+    else:
+        sample_weight = None
+    if name == "knn":  # k must stay below the number of training documents
+        grid = [k for k in grid if k < len(y_train)] or [1]
+    best = (-1.0, None)
+    for param in grid:
+        model = make(param)
+        model.fit(x_train, y_train, **({"sample_weight": sample_weight} if sample_weight is not None else {}))
+        val_pred = list(enc.inverse_transform(model.predict(x_val)))
+        s = headline(task, task.labels["validation"], val_pred)
+        if s > best[0]:
+            best = (s, param)
+    model = make(best[1])
+    model.fit(x_train, y_train, **({"sample_weight": sample_weight} if sample_weight is not None else {}))
+    pred = [p.item() if hasattr(p, "item") else p for p in enc.inverse_transform(model.predict(x_test))]
+    return pred, {"param": best[1], "validation_headline": round(best[0], 4), "features": "tf-idf 1-2 grams"}
+
+
+# --------------------------------------------------------------------------- PyTorch RNN / LSTM
+def _tokenise(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def run_recurrent(cell: str, task: TaskData, *, epochs: int = 8, max_len: int = 200, progress: bool = True) -> tuple[list, dict]:
+    """Train a one-layer bidirectional RNN/LSTM classifier; keep the epoch with the best validation score."""
+    import torch
+    from torch import nn
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(SEED)
+    random.seed(SEED)
+    counts: dict[str, int] = {}
+    for t in task.texts["train"]:
+        for w in _tokenise(t):
+            counts[w] = counts.get(w, 0) + 1
+    vocab = {w: i + 2 for i, w in enumerate(sorted(w for w, c in counts.items() if c >= 2))}
+    classes = sorted(set(task.labels["train"]))
+
+    def encode(split):
+        ids = [[vocab.get(w, 1) for w in _tokenise(t)][:max_len] or [1] for t in task.texts[split]]
+        x = torch.zeros(len(ids), max_len, dtype=torch.long)
+        lengths = torch.tensor([len(s) for s in ids])
+        for i, s in enumerate(ids):
+            x[i, : len(s)] = torch.tensor(s)
+        return x, lengths
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(len(vocab) + 2, 64, padding_idx=0)
+            rnn_cls = nn.LSTM if cell == "lstm" else nn.RNN
+            self.rnn = rnn_cls(64, 64, batch_first=True, bidirectional=True)
+            self.out = nn.Linear(128, len(classes))
+
+        def forward(self, x, lengths):
+            packed = nn.utils.rnn.pack_padded_sequence(self.emb(x), lengths, batch_first=True, enforce_sorted=False)
+            out, _ = self.rnn(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+            mask = (torch.arange(out.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1)
+            return self.out((out * mask).sum(1) / lengths[:, None])  # mean over real tokens
+
+    x_tr, l_tr = encode("train")
+    y_tr = torch.tensor([classes.index(y) for y in task.labels["train"]])
+    x_va, l_va = encode("validation")
+    x_te, l_te = encode("test")
+    freq = torch.bincount(y_tr, minlength=len(classes)).float()
+    model = Net()
+    loss_fn = nn.CrossEntropyLoss(weight=freq.sum() / (len(classes) * freq))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+
+    def predict(x, lengths):
+        model.eval()
+        with torch.no_grad():
+            return [classes[i] for i in model(x, lengths).argmax(-1).tolist()]
+
+    best = (-1.0, None, 0)
+    for epoch in tqdm(range(epochs), desc=f"{cell} {task.name}", disable=not progress, leave=False):
+        model.train()
+        perm = torch.randperm(len(y_tr))
+        for start in range(0, len(perm), 32):
+            idx = perm[start: start + 32]
+            opt.zero_grad()
+            loss = loss_fn(model(x_tr[idx], l_tr[idx]), y_tr[idx])
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        s = headline(task, task.labels["validation"], predict(x_va, l_va))
+        if s > best[0]:
+            best = (s, {k: v.clone() for k, v in model.state_dict().items()}, epoch + 1)
+    model.load_state_dict(best[1])
+    return predict(x_te, l_te), {"best_epoch": best[2], "validation_headline": round(best[0], 4),
+                                 "vocab": len(vocab), "hidden": 64, "max_len": max_len}
+
+
+BASELINES = ["logistic_regression", "svc", "random_forest", "xgboost", "knn", "decision_tree", "lstm", "rnn"]
+
+
+def run_baseline(name: str, task: TaskData) -> tuple[list, dict]:
+    """Test-set predictions of baseline ``name`` on ``task``."""
+    if name in ("rnn", "lstm"):
+        return run_recurrent(name, task)
+    return run_sklearn(name, task)
+
+
+def results_document(name: str, per_task: dict[str, dict], manifest: dict) -> dict:
+    """An lm-eval-shaped results document for one baseline system."""
+    results, configs, n_samples, versions = {}, {}, {}, {}
+    for task, info in per_task.items():
+        items = list(zip(info["gold"], info["pred"]))
+        names = ["precision", "recall", "f1", "mcc"] if task == "econ_signal" else \
+            ["macro_f1", "weighted_f1", "macro_precision", "macro_recall", "mcc"]
+        row = {"alias": task}
+        acc = [float(g == p) for g, p in items]
+        row["acc,none"] = float(np.mean(acc))
+        row["acc_stderr,none"] = float(np.std(acc, ddof=1) / np.sqrt(len(acc)))
+        for m in names:
+            fn = metrics.CORPUS_METRICS[m]
+            row[f"{m},none"] = fn(items)
+            row[f"{m}_stderr,none"] = metrics.bootstrap_stderr(fn, items)
+        head = "f1" if task == "econ_signal" else "macro_f1"
+        row["score,none"], row["score_stderr,none"] = row[f"{head},none"], row[f"{head}_stderr,none"]
+        results[task] = row
+        configs[task] = {"task": task, "metadata": {"version": 1.0, "bundle_version": manifest["bundle_version"],
+                                                     "headline_metric": head, "baseline": info["info"]}}
+        n_samples[task] = {"original": len(items), "effective": len(items)}
+        versions[task] = 1.0
+    return {
+        "results": results, "configs": configs, "versions": versions, "n-samples": n_samples,
+        "config": {"model": "econ-eval-baseline", "model_args": f"baseline={name}", "limit": None},
+        "model_name": f"baseline:{name}", "chat_template": None, "date": time.time(),
+    }
+
+
+def run_baselines(names: list[str], tasks: list[str], bundle: Path, out_root: Path | None = None,
+                  log=print) -> dict[str, Path]:
+    """Run baselines on the bundle's tasks and file each one's results; return the results paths."""
+    from .data.build import verify_bundle
+
+    manifest = verify_bundle(bundle)
+    if manifest["bundle_version"] != BUNDLE_VERSION:
+        log(f"note: bundle version {manifest['bundle_version']} (the tasks default to {BUNDLE_VERSION})")
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise KeyError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
+    bad = [t for t in tasks if t not in BASELINE_TASKS]
+    if bad:
+        raise KeyError(f"baselines run on {', '.join(BASELINE_TASKS)} only, not {bad}")
+    data = {t: load_task(bundle, t) for t in tasks}
+    out_root = Path(out_root) if out_root else results_dir() / "baselines"
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
+    written = {}
+    for name in names:
+        per_task = {}
+        for t, td in data.items():
+            t0 = time.time()
+            pred, info = run_baseline(name, td)
+            info["train_seconds"] = round(time.time() - t0, 1)
+            per_task[t] = {"gold": td.labels["test"], "pred": pred, "info": info, "ids": td.ids["test"]}
+            log(f"{name:<20} {t:<14} headline {headline(td, td.labels['test'], pred):.4f}  ({info})")
+        doc = results_document(name, per_task, manifest)
+        folder = out_root / name
+        path = atomic_write_json(folder / f"results_{stamp}.json", doc, overwrite=False)
+        for t, info in per_task.items():
+            atomic_write_jsonl(folder / f"samples_{t}_{stamp}.jsonl", [
+                {"doc_id": i, "doc": {"id": ident}, "target": g, "filtered_resps": [p]}
+                for i, (ident, g, p) in enumerate(zip(info["ids"], info["gold"], info["pred"]))])
+        written[name] = path
+    return written

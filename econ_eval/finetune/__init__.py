@@ -1,0 +1,1 @@
+"""Fine-tuning: recipes (``recipe``), training data (``data``) and the TRL/PEFT trainer (``train``)."""

@@ -1,0 +1,66 @@
+"""Training data: prompt/completion pairs from the bundle's TRAIN splits, built with the task prompts.
+
+Rows are conversational (``prompt`` = a user message, ``completion`` = the assistant answer), so TRL
+applies the model's chat template exactly as ``lm_eval --apply_chat_template`` does, and computes the
+loss on the completion only. Only train splits are read: no test or validation paper can leak in
+(the bundle's split-by-paper guarantees that across tasks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from .. import prompts
+from ..io import read_jsonl
+from .recipe import Recipe
+
+
+def _order(seed: int, task: str, i: int) -> str:
+    return hashlib.sha256(f"{seed}:{task}:{i}".encode()).hexdigest()
+
+
+def _round_robin_by_label(order: list[int], rows: list[dict], task: str) -> list[int]:
+    """Reorder so labels alternate (rare labels are not drowned by a cap); each label keeps its order."""
+    key = "signal" if task == "econ_signal" else "label"
+    groups: dict = {}
+    for i in order:
+        groups.setdefault(rows[i].get(key), []).append(i)
+    out, queues = [], [groups[k] for k in sorted(groups, key=str)]
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
+def mixture_rows(bundle: Path, recipe: Recipe) -> list[dict]:
+    """The training rows of a recipe's mixture: per-task caps, weights, seeded order, interleaved."""
+    per_task = {}
+    for task, spec in recipe.mixture.items():
+        spec = spec or {}
+        weight = float(spec.get("weight", 1.0))
+        if weight == 0:
+            continue
+        rows = read_jsonl(Path(bundle) / task / "train.jsonl")
+        order = sorted(range(len(rows)), key=lambda i: _order(recipe.seed, task, i))
+        if spec.get("balance_labels"):
+            order = _round_robin_by_label(order, rows, task)
+        cap = spec.get("max_examples")
+        n = min(len(rows), int(cap) if cap is not None else len(rows))
+        build_prompt, build_target = prompts.TRAINING_PAIRS[task]
+        per_task[task] = [
+            {"prompt": [{"role": "user", "content": build_prompt(rows[i])}],
+             "completion": [{"role": "assistant", "content": build_target(rows[i])}],
+             "task": task}
+            for i in order[:n]
+        ]
+        per_task[task] = per_task[task] * max(1, int(round(weight))) if weight >= 1 else \
+            per_task[task][: max(1, int(len(per_task[task]) * weight))]
+    # interleave tasks by a seeded hash so every batch sees a mix
+    flat = [r for rows in per_task.values() for r in rows]
+    mixed = [r for _, r in sorted(((_order(recipe.seed, "mix", i), r) for i, r in enumerate(flat)),
+                                  key=lambda pair: pair[0])]
+    if recipe.max_examples is not None:
+        mixed = mixed[: recipe.max_examples]
+    return mixed

@@ -1,0 +1,212 @@
+"""Supervised fine-tuning with TRL ``SFTTrainer``: LoRA, LoRA+ and QLoRA adapters.
+
+- ``lora``: PEFT LoRA on the recipe's target modules.
+- ``loraplus``: the same adapter trained with PEFT's ``create_loraplus_optimizer`` (B matrices get
+  ``loraplus_lr_ratio`` x the learning rate of A), passed to the trainer as ``optimizers=``.
+- ``qlora``: the base model loaded in 4-bit nf4 with double quantisation and bf16 compute through
+  bitsandbytes, a paged 8-bit optimizer on GPU. On CPU (bitsandbytes >= 0.49) it trains, but slower and
+  less accurately than fp32 LoRA; the model is never run for inference before training, because a
+  no-grad forward repacks the 4-bit weights and later gradients come out wrong (see DESIGN.md).
+
+Output: a PEFT adapter directory (``adapter_model.safetensors``) with a model card, a loss curve PNG and
+``econ_eval_training.json``; loadable with ``lm_eval --model hf --model_args pretrained=BASE,peft=DIR``.
+A rerun resumes from the last checkpoint in the output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..io import DataError, atomic_write_json, atomic_write_text
+from .data import mixture_rows
+from .recipe import Recipe
+
+TRAINING_RECORD = "econ_eval_training.json"
+
+
+def _throughput_callback():
+    from transformers import TrainerCallback
+
+    class Throughput(TrainerCallback):
+        """Adds tokens/s and examples seen to the trainer's logs (and so to its progress output)."""
+
+        def __init__(self):
+            self.t0 = None
+            self.tokens0 = 0
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = time.time()
+            self.tokens0 = state.num_input_tokens_seen or 0
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs is not None and self.t0:
+                elapsed = max(time.time() - self.t0, 1e-6)
+                logs["tokens_per_second"] = round(((state.num_input_tokens_seen or 0) - self.tokens0) / elapsed, 1)
+                logs["elapsed_s"] = round(elapsed, 1)
+
+    return Throughput()
+
+
+def _load_model(recipe: Recipe, base: str, on_gpu: bool):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if recipe.method != "qlora":
+        return AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, recipe.dtype))
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError as exc:
+        raise RuntimeError("method: qlora needs bitsandbytes (pip install bitsandbytes)") from exc
+    from peft import prepare_model_for_kbit_training
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=recipe.bnb_4bit_quant_type,
+                               bnb_4bit_use_double_quant=recipe.bnb_4bit_use_double_quant,
+                               bnb_4bit_compute_dtype=getattr(torch, recipe.bnb_4bit_compute_dtype))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, quantization_config=quant,
+                                                     dtype=getattr(torch, recipe.bnb_4bit_compute_dtype),
+                                                     device_map={"": 0} if on_gpu else {"": "cpu"})
+    except Exception as exc:  # noqa: BLE001 - report what bitsandbytes said, with the fix
+        raise RuntimeError(f"bitsandbytes could not load {base} in 4-bit on this device ({exc}); "
+                           "use method: lora on this machine, or run the QLoRA recipe on a GPU") from exc
+    # NOTE: no generate()/eval forward here: it would repack the 4-bit weights (wrong gradients after).
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing)
+
+
+def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, log=print) -> Path:
+    """Train the recipe's adapter; return the adapter directory."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    from ..lm_tasks import bundle_path
+    from ..models import resolve_model
+
+    if recipe.torch_threads:
+        torch.set_num_threads(recipe.torch_threads)
+    bundle = Path(bundle) if bundle else bundle_path()
+    manifest = json.loads((bundle / "MANIFEST.json").read_text())
+    on_gpu = torch.cuda.is_available()
+    base = resolve_model(recipe.base_model)
+    out = Path(recipe.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    rows = mixture_rows(bundle, recipe)
+    if not rows:
+        raise DataError(f"{recipe.source}: the mixture selects no training rows")
+    tasks_count = {}
+    for r in rows:
+        tasks_count[r["task"]] = tasks_count.get(r["task"], 0) + 1
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    log(f"training rows: {len(rows)} {tasks_count}")
+
+    tok = AutoTokenizer.from_pretrained(base)
+    model = _load_model(recipe, base, on_gpu)
+    targets = recipe.lora_target_modules
+    lora = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora)
+    trainable, total = model.get_nb_trainable_parameters()
+    log(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
+
+    optim = recipe.optim or ("paged_adamw_8bit" if recipe.method == "qlora" and on_gpu else "adamw_torch")
+    args = SFTConfig(
+        output_dir=str(out), per_device_train_batch_size=recipe.per_device_train_batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps, learning_rate=recipe.learning_rate,
+        num_train_epochs=recipe.num_train_epochs, max_steps=recipe.max_steps, warmup_steps=recipe.warmup_ratio,
+        lr_scheduler_type=recipe.lr_scheduler_type, weight_decay=recipe.weight_decay,
+        logging_steps=recipe.logging_steps, save_steps=recipe.save_steps, save_total_limit=recipe.save_total_limit,
+        seed=recipe.seed, data_seed=recipe.seed, bf16=recipe.bf16, use_cpu=not on_gpu,
+        gradient_checkpointing=recipe.gradient_checkpointing, max_length=recipe.max_length,
+        completion_only_loss=True, report_to=[], include_num_input_tokens_seen="non_padding", optim=optim,
+        dataloader_num_workers=0, save_only_model=False,
+    )
+    optimizers = (None, None)
+    if recipe.method == "loraplus":
+        from peft.optimizers import create_loraplus_optimizer
+
+        optimizers = (create_loraplus_optimizer(model, torch.optim.AdamW, lr=recipe.learning_rate,
+                                                loraplus_lr_ratio=recipe.loraplus_lr_ratio,
+                                                weight_decay=recipe.weight_decay), None)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                         optimizers=optimizers, callbacks=[_throughput_callback()])
+    last = get_last_checkpoint(str(out)) if resume and any(out.glob("checkpoint-*")) else None
+    if last:
+        log(f"resuming from {last}")
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=last)
+    wall = time.time() - t0
+    trainer.save_model(str(out))
+
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    tokens = trainer.state.num_input_tokens_seen or 0
+    record = {
+        "method": recipe.method, "base_model": recipe.base_model, "base_path": base,
+        "recipe": {k: v for k, v in recipe.to_dict().items()}, "bundle_version": manifest["bundle_version"],
+        "examples": len(rows), "examples_per_task": tasks_count, "examples_seen": trainer.state.global_step
+        * recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps,
+        "steps": trainer.state.global_step, "resumed_from": last, "wall_time_s": round(wall, 1),
+        "tokens_seen": int(tokens), "tokens_per_second": round(tokens / wall, 1) if wall > 0 and not last else None,
+        "final_loss": history[-1]["loss"] if history else None, "train_loss": result.training_loss,
+        "loss_history": [{"step": h["step"], "loss": h["loss"], "elapsed_s": h.get("elapsed_s")} for h in history],
+        "device": "cuda" if on_gpu else "cpu", "torch_threads": torch.get_num_threads(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_json(out / TRAINING_RECORD, record)
+    plot_loss(record["loss_history"], out / "loss_curve.png", title=f"{recipe.method} on {recipe.base_model}")
+    write_model_card(out, record)
+    log(f"adapter saved to {out} ({wall / 60:.1f} min, {record['tokens_per_second']} tokens/s, "
+        f"final loss {record['final_loss']})")
+    return out
+
+
+def plot_loss(history: list[dict], path: Path, title: str) -> None:
+    """Loss-curve PNG of a training history."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker=".")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (completion tokens)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> None:
+    """The adapter's README.md model card (rewritten with eval results once they exist)."""
+    r = record["recipe"]
+    lines = [
+        "---", f"base_model: {record['base_model']}", "library_name: peft",
+        "tags: [econ-eval, lora, economics]", "---",
+        f"# econ-eval {record['method']} adapter for {record['base_model']}", "",
+        "Trained with `econ-eval finetune` (TRL SFTTrainer, loss on the completion only) on the TRAIN splits "
+        "of the econ-eval bundle, with the same prompts the lm-eval tasks use.", "",
+        "| | |", "|---|---|",
+        f"| base model | `{record['base_model']}` (`{record['base_path']}`) |",
+        f"| method | {record['method']} (r {r['lora_r']}, alpha {r['lora_alpha']}, dropout {r['lora_dropout']}, "
+        f"targets {r['lora_target_modules']}{', LoRA+ ratio ' + str(r['loraplus_lr_ratio']) if record['method'] == 'loraplus' else ''}) |",
+        f"| recipe | `{r.get('source')}` |",
+        f"| data bundle | {record['bundle_version']} — {record['examples']} examples {record['examples_per_task']} |",
+        f"| steps / examples seen | {record['steps']} / {record['examples_seen']} |",
+        f"| wall time | {record['wall_time_s'] / 60:.1f} min on {record['device']} ({record['torch_threads']} threads) |",
+        f"| tokens/s | {record['tokens_per_second']} |",
+        f"| final loss | {record['final_loss']} |", "",
+        "![loss curve](loss_curve.png)", "",
+        "Evaluate: `lm_eval --model hf --model_args pretrained=BASE,peft=THIS_DIR --include_path tasks "
+        "--tasks econ --apply_chat_template` (or `econ-eval evaluate --adapter THIS_DIR`).",
+    ]
+    if eval_table:
+        lines += ["", "## Evaluation", "", eval_table]
+    atomic_write_text(out / "README.md", "\n".join(lines) + "\n")

@@ -1,0 +1,147 @@
+"""Baselines on a tiny bundle, metric parity with the tasks, and the leaderboard's build/check/add."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from econ_eval import leaderboard, lm_tasks, metrics
+from econ_eval.baselines import BASELINES, run_baselines
+from econ_eval.data.build import build_bundle
+from econ_eval.evaluate import SUITE_TASKS
+from econ_eval.prompts import CLASS_LABELS
+
+from .conftest import TINY_SIZES
+
+
+@pytest.fixture
+def tiny_bundle(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    return out
+
+
+def test_all_baselines_on_tiny_bundle(tiny_bundle, tmp_path):
+    written = run_baselines(BASELINES, ["econ_classify", "econ_signal"], tiny_bundle, tmp_path / "bl", log=lambda s: None)
+    assert sorted(written) == sorted(BASELINES)
+    for name, path in written.items():
+        doc = json.loads(path.read_text())
+        assert doc["config"]["model"] == "econ-eval-baseline" and doc["config"]["limit"] is None
+        assert doc["n-samples"]["econ_classify"]["effective"] == 9
+        assert doc["n-samples"]["econ_signal"]["effective"] == 22
+        for task in ("econ_classify", "econ_signal"):
+            assert 0.0 <= doc["results"][task]["score,none"] <= 1.0
+            assert doc["configs"][task]["metadata"]["bundle_version"] == "1.0"
+        samples = list(path.parent.glob("samples_econ_classify_*.jsonl"))
+        assert len(samples) == 1
+    # reproducible: the same seed gives the same predictions
+    again = run_baselines(["logistic_regression", "lstm"], ["econ_classify"], tiny_bundle, tmp_path / "bl2",
+                          log=lambda s: None)
+    for name in ("logistic_regression", "lstm"):
+        a = json.loads(written[name].read_text())["results"]["econ_classify"]["macro_f1,none"]
+        b = json.loads(again[name].read_text())["results"]["econ_classify"]["macro_f1,none"]
+        assert a == b
+
+
+def test_baseline_metrics_equal_task_metrics():
+    """The same predictions give the same numbers through the lm-eval path and the baseline path."""
+    from econ_eval.baselines import results_document
+
+    gold = ["econ.EM", "econ.GN", "econ.TH", "econ.GN", "econ.EM", "econ.GN"]
+    pred = ["econ.EM", "econ.TH", "econ.TH", "econ.GN", "econ.GN", "econ.GN"]
+    per_doc = [lm_tasks.process_classify({"label": g},
+                                         [(0.0 if CLASS_LABELS[i] == p else -5.0, False) for i in range(3)])
+               for g, p in zip(gold, pred)]
+    doc = results_document("x", {"econ_classify": {"gold": gold, "pred": pred, "info": {}}}, {"bundle_version": "1.0"})
+    for m in ("macro_f1", "weighted_f1", "macro_precision", "macro_recall", "mcc"):
+        via_task = metrics.CORPUS_METRICS[m]([d[m] for d in per_doc])
+        assert doc["results"]["econ_classify"][f"{m},none"] == pytest.approx(via_task)
+    assert doc["results"]["econ_classify"]["acc,none"] == pytest.approx(sum(d["acc"] for d in per_doc) / len(per_doc))
+
+
+def _fake_llm_run(folder, *, limit=None, bundle="1.0", tasks=SUITE_TASKS, version=1.0, stamp="2026-01-01T00-00-00.000001",
+                  value=0.5):
+    folder.mkdir(parents=True, exist_ok=True)
+    res = {t: {"alias": t} for t in tasks}
+    for t in tasks:
+        for m in ("rougeL", "macro_f1", "f1", "acc", "score"):
+            res[t][f"{m},none"] = value
+            res[t][f"{m}_stderr,none"] = 0.01
+    doc = {"results": res, "versions": {t: version for t in tasks},
+           "configs": {t: {"task": t, "metadata": {"version": version, "bundle_version": bundle}} for t in tasks},
+           "n-samples": {t: {"original": 10, "effective": 10} for t in tasks},
+           "config": {"model": "hf", "limit": limit}, "model_name": "org/some-model"}
+    (folder / f"results_{stamp}.json").write_text(json.dumps(doc))
+    return folder
+
+
+def test_check_refuses_bad_runs(tmp_path):
+    ok = _fake_llm_run(tmp_path / "ok")
+    leaderboard.check_run(ok)
+    with pytest.raises(leaderboard.RunRejected, match=r"--limit 3"):
+        leaderboard.check_run(_fake_llm_run(tmp_path / "lim", limit=3))
+    with pytest.raises(leaderboard.RunRejected, match=r"scored on bundle '0.9'"):
+        leaderboard.check_run(_fake_llm_run(tmp_path / "bundle", bundle="0.9"))
+    with pytest.raises(leaderboard.RunRejected, match=r"version 2.0 differs"):
+        leaderboard.check_run(_fake_llm_run(tmp_path / "ver", version=2.0))
+    with pytest.raises(leaderboard.RunRejected, match=r"missing task\(s\) \['econ_mmlu'\]"):
+        leaderboard.check_run(_fake_llm_run(tmp_path / "miss", tasks=SUITE_TASKS[:-1]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(leaderboard.RunRejected, match=r"no results_\*.json"):
+        leaderboard.check_run(tmp_path / "empty")
+
+
+def test_add_never_overwrites(tmp_path):
+    run = _fake_llm_run(tmp_path / "run")
+    root = tmp_path / "results"
+    dest = leaderboard.add_run(run, "mymodel", root)
+    assert (dest / "results_2026-01-01T00-00-00.000001.json").is_file()
+    with pytest.raises(FileExistsError):
+        leaderboard.add_run(run, "mymodel", root)
+    with pytest.raises(leaderboard.RunRejected):
+        leaderboard.add_run(_fake_llm_run(tmp_path / "lim", limit=2), "other", root)
+    assert not (root / "other").exists()
+
+
+def test_build_is_deterministic_and_ranks(tiny_bundle, tmp_path):
+    root = tmp_path / "results"
+    _fake_llm_run(root / "good-model", value=0.8)
+    _fake_llm_run(root / "weak-model", value=0.3, stamp="2026-02-01T00-00-00.000001")
+    run_baselines(["logistic_regression"], ["econ_classify", "econ_signal"], tiny_bundle, root / "baselines",
+                  log=lambda s: None)
+    (root / "runs").mkdir()
+    _fake_llm_run(root / "runs" / "smoke", limit=3)  # smoke runs are never listed
+    doc = leaderboard.build(root)
+    first = {p: (root / p).read_bytes() for p in ("leaderboard.json", "leaderboard.md", "leaderboard.csv")}
+    leaderboard.build(root)
+    assert first == {p: (root / p).read_bytes() for p in first}
+    systems = [r["system"] for r in doc["rows"]]
+    assert systems.index("good-model") < systems.index("weak-model")
+    assert "smoke" not in systems and "baseline:logistic_regression" in systems
+    row = next(r for r in doc["rows"] if r["system"] == "good-model")
+    assert row["metrics"]["econ_classify"]["macro_f1"] == 0.8 and row["bundle_version"] == "1.0"
+    assert set(row) >= {"system", "base_model", "adapter", "method", "params", "bundle_version", "metrics"}
+    assert doc["updated"].startswith("2026")  # newest run, not the build time
+    assert (root / "plots" / "leaderboard.png").stat().st_size > 1000
+    assert (root / "plots" / "confusion_baseline-logistic_regression.png").is_file()
+    md = (root / "leaderboard.md").read_text()
+    assert "| 1 | good-model |" in md
+
+
+def test_random_baseline_values():
+    assert leaderboard.random_baseline("econ_mmlu") == 0.25
+    assert leaderboard.random_baseline("econ_titles") == 0.0
+    assert 0.25 < leaderboard.random_baseline("econ_classify") < 0.34
+    assert leaderboard.random_baseline("econ_signal") == pytest.approx(2 * 0.108 * 0.5 / (0.108 + 0.5), abs=1e-3)
+
+
+def test_confusion_from_lm_eval_samples(tmp_path):
+    f = tmp_path / "s.jsonl"
+    rows = [{"target": "1", "filtered_resps": [["-1.0", "False"], ["-0.5", "True"], ["-3", "False"]]},
+            {"target": "2", "filtered_resps": [["-1.0", "False"], ["-0.5", "True"], ["-3", "False"]]}]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    conf = leaderboard.confusion_from_samples(f, "econ_classify")
+    assert conf["matrix"][1][1] == 1 and conf["matrix"][2][1] == 1
+

@@ -1,0 +1,157 @@
+"""Fine-tuning: recipe validation, training data, LoRA+ parameter groups, and a tiny real training run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from econ_eval import prompts
+from econ_eval.finetune.data import mixture_rows
+from econ_eval.finetune.recipe import Recipe, load_recipe, validate
+from econ_eval.io import DataError, read_jsonl
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = sorted((REPO / "finetune").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_shipped_recipes_validate(path):
+    recipe = load_recipe(path)
+    assert recipe.method in ("lora", "loraplus", "qlora")
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"lora_rank": 8}, r"unknown key\(s\) \['lora_rank'\]"),
+    ({"lora_r": "16"}, r"'lora_r' must be an integer"),
+    ({"learning_rate": "fast"}, r"'learning_rate' must be a number"),
+    ({"method": "dora"}, r"method must be one of"),
+    ({"lora_dropout": 1.5}, r"lora_dropout must be in \[0, 1\)"),
+    ({"mixture": {"econ_mmlu": {"weight": 1}}}, r"mixture task 'econ_mmlu' is not trainable"),
+    ({"mixture": {"econ_qa": {"weight": 1, "cap": 3}}}, r"mixture.econ_qa takes only"),
+    ({"mixture": {"econ_qa": {"balance_labels": True}}}, r"balance_labels applies to"),
+    ({"bf16": "yes"}, r"'bf16' must be true or false"),
+])
+def test_recipe_errors_name_the_key(data, match):
+    with pytest.raises(DataError, match=match):
+        validate(data, "finetune/x.yaml")
+
+
+def test_overrides_and_missing_file(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("method: loraplus\nmax_steps: 100\n")
+    r = load_recipe(p, ["max_steps=3", "learning_rate=1e-4"])
+    assert r.max_steps == 3 and r.learning_rate == 1e-4 and r.method == "loraplus"
+    with pytest.raises(DataError, match="key=value"):
+        load_recipe(p, ["max_steps"])
+    with pytest.raises(DataError, match="recipe file not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_mixture_uses_train_split_and_task_prompts(real_bundle):
+    bundle, _ = real_bundle
+    recipe = Recipe(mixture={"econ_classify": {"max_examples": 5}, "econ_signal": {"max_examples": 3},
+                             "econ_titles": {"weight": 0}})
+    rows = mixture_rows(bundle, recipe)
+    assert len(rows) == 8 and {r["task"] for r in rows} == {"econ_classify", "econ_signal"}
+    assert rows == mixture_rows(bundle, recipe)  # seeded, deterministic
+    train_abstracts = {r["abstract"]: r for r in read_jsonl(bundle / "econ_classify" / "train.jsonl")}
+    test_ids = {r["paper_id"] for r in read_jsonl(bundle / "econ_classify" / "test.jsonl")}
+    for r in rows:
+        if r["task"] != "econ_classify":
+            continue
+        text = r["prompt"][0]["content"]
+        doc = next(d for a, d in train_abstracts.items() if a in text)
+        assert doc["paper_id"] not in test_ids
+        assert text == prompts.classify_prompt(doc)  # the same prompt lm-eval shows
+        assert r["completion"][0]["content"] == prompts.classify_target(doc)
+    balanced = mixture_rows(bundle, Recipe(mixture={"econ_signal": {"max_examples": 10, "balance_labels": True}}))
+    answers = [r["completion"][0]["content"] for r in balanced]
+    assert answers.count("Yes") == 5 and answers.count("No") == 5  # 13% positives in train, 50% here
+
+
+def test_loraplus_gives_b_ratio_times_a_learning_rate():
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from peft.optimizers import create_loraplus_optimizer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1)
+    model = get_peft_model(LlamaForCausalLM(cfg), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    opt = create_loraplus_optimizer(model, torch.optim.AdamW, lr=1e-4, loraplus_lr_ratio=16)
+    names = {id(p): n for n, p in model.named_parameters()}
+    lr_of = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            lr_of[names[id(p)]] = group["lr"]
+    a = {lr for n, lr in lr_of.items() if "lora_A" in n}
+    b = {lr for n, lr in lr_of.items() if "lora_B" in n}
+    assert a == {1e-4} and len(b) == 1 and b.pop() == pytest.approx(16e-4)
+
+
+@pytest.mark.slow
+def test_tiny_training_run_saves_reloads_resumes_and_evaluates(real_bundle, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from econ_eval.finetune.train import TRAINING_RECORD, train
+    from econ_eval.models import fetch_model
+
+    bundle, _ = real_bundle
+    out = tmp_path / "adapter"
+    recipe = Recipe(method="lora", output_dir=str(out), max_steps=3, save_steps=2, logging_steps=1,
+                    per_device_train_batch_size=2, max_length=384, lora_r=4, lora_alpha=8,
+                    mixture={"econ_signal": {"max_examples": 8}, "econ_classify": {"max_examples": 4}})
+    train(recipe, bundle=bundle, log=lambda m: None)
+    record = json.loads((out / TRAINING_RECORD).read_text())
+    assert record["steps"] == 3 and record["tokens_per_second"] > 0 and record["final_loss"] > 0
+    assert (out / "adapter_model.safetensors").is_file() and (out / "loss_curve.png").is_file()
+    assert "| method | lora" in (out / "README.md").read_text()
+    assert (out / "checkpoint-2").is_dir()
+
+    # reload: the adapter changes the base model's outputs
+    base = AutoModelForCausalLM.from_pretrained(fetch_model("smollm2-135m"))
+    ids = torch.tensor([[1, 504, 3250, 314]])
+    with torch.no_grad():
+        before = base(ids).logits
+        tuned = PeftModel.from_pretrained(base, str(out))
+        after = tuned(ids).logits
+    assert not torch.allclose(before, after)
+
+    # resume: a longer run continues from the last checkpoint instead of starting over
+    recipe.max_steps = 4
+    train(recipe, bundle=bundle, log=lambda m: None)
+    record = json.loads((out / TRAINING_RECORD).read_text())
+    assert record["steps"] == 4 and record["resumed_from"].endswith("checkpoint-3")
+
+    # evaluable through lm-eval with peft=
+    env = {**os.environ, "ECON_EVAL_DATA": str(bundle), "ECON_EVAL_RESULTS": str(tmp_path / "results")}
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "evaluate", "--adapter", str(out),
+                           "--tasks", "econ_signal", "--limit", "2"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = next((tmp_path / "results" / "runs" / "smollm2-135m+adapter").glob("results_*.json"))
+    assert "peft=" in json.loads(results.read_text())["config"]["model_args"]
+
+
+def test_lora_vs_loraplus_comparison_logic():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from lora_vs_loraplus import compare
+
+    def record(losses, lr=2e-4):
+        return {"steps": len(losses), "wall_time_s": float(len(losses)), "tokens_per_second": 100.0,
+                "recipe": {"learning_rate": lr, "loraplus_lr_ratio": 16},
+                "loss_history": [{"step": i + 1, "loss": v, "elapsed_s": float(i + 1)} for i, v in enumerate(losses)]}
+
+    slow = [3.0 - 0.1 * i for i in range(20)]   # reaches 1.1 at the end
+    fast = [3.0 - 0.2 * i if i < 10 else 1.0 for i in range(20)]
+    doc = compare({"lora": record(slow), "loraplus": record(fast)})
+    assert doc["target_loss"] == pytest.approx(sum(slow[-3:]) / 3, abs=1e-3)
+    assert doc["runs"]["loraplus"]["steps_to_target"] < doc["runs"]["lora"]["steps_to_target"]
+    assert doc["speedup_steps_to_target"] == pytest.approx(
+        doc["runs"]["lora"]["steps_to_target"] / doc["runs"]["loraplus"]["steps_to_target"], abs=1e-3)
