@@ -136,7 +136,7 @@ def test_tiny_training_run_saves_reloads_resumes_and_evaluates(real_bundle, tmp_
                            "--tasks", "econ_signal", "--limit", "2"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = next((tmp_path / "results" / "runs" / "smollm2-135m+adapter").glob("results_*.json"))
-    assert "peft=" in json.loads(results.read_text())["config"]["model_args"]
+    assert json.loads(results.read_text())["config"]["model_args"]["peft"] == str(out)
 
 
 def test_lora_vs_loraplus_comparison_logic():
