@@ -78,25 +78,17 @@ def _cmd_leaderboard_build(args) -> int:
 
 
 def _cmd_leaderboard_check(args) -> int:
-    from .leaderboard import RunRejected, check_run
+    from .leaderboard import check_run
 
-    try:
-        path, _ = check_run(Path(args.run_dir))
-    except RunRejected as exc:
-        print(f"econ-eval: {exc}", file=sys.stderr)
-        return 1
+    path, _ = check_run(Path(args.run_dir))
     print(f"{path}: accepted")
     return 0
 
 
 def _cmd_leaderboard_add(args) -> int:
-    from .leaderboard import RunRejected, add_run
+    from .leaderboard import add_run
 
-    try:
-        dest = add_run(Path(args.run_dir), args.system)
-    except RunRejected as exc:
-        print(f"econ-eval: {exc}", file=sys.stderr)
-        return 1
+    dest = add_run(Path(args.run_dir), args.system)
     print(f"added to {dest}; run `econ-eval leaderboard build` to update the tables")
     return 0
 
@@ -251,11 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``econ-eval`` console script."""
-    from .io import DataError
+    from .io import DataError, RunRejected
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except RunRejected as exc:  # a leaderboard refusal: exit 1, the reasons on stderr
+        print(f"econ-eval: {exc}", file=sys.stderr)
+        return 1
     except (DataError, FileExistsError, KeyError, RuntimeError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"econ-eval: error: {msg}", file=sys.stderr)

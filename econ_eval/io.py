@@ -14,6 +14,10 @@ class DataError(ValueError):
     """Bad or missing input; the message names the file, the field and the fix."""
 
 
+class RunRejected(ValueError):
+    """A run that may not enter the leaderboard; the message says why."""
+
+
 def atomic_write_bytes(path: Path | str, data: bytes, *, overwrite: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temp file and a rename, so readers never see half a file.
 

@@ -21,7 +21,7 @@ from . import metrics
 from .baselines import BASELINE_TASKS
 from .config import BUNDLE_VERSION, results_dir, tasks_dir
 from .evaluate import SUITE_TASKS
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+from .io import RunRejected, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl  # noqa: F401
 from .prompts import CLASS_LABELS
 
 #: task -> (headline metric, column title)
@@ -33,10 +33,6 @@ HEADLINE = {
     "econ_mmlu": ("acc", "MMLU acc"),
 }
 SKIP_DIRS = {"runs", "tmp", "benchmarks", "plots"}
-
-
-class RunRejected(ValueError):
-    """A run that may not enter the leaderboard; the message says why."""
 
 
 # --------------------------------------------------------------------------- reading runs

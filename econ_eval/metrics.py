@@ -130,40 +130,39 @@ def _labels_for(gold) -> list:
     return CLASS_LABELS if isinstance(gold[0], str) else sorted({0, 1} | set(g for g in gold))
 
 
-@corpus_metric
-def macro_f1(items) -> float:
-    """Macro-averaged F1 over the gold label set (an invalid answer counts as a miss)."""
-    from sklearn.metrics import f1_score
+def _sklearn_metric(name: str, scorer: str, doc: str, *, positive_class: bool = False, **kwargs) -> Callable:
+    """A corpus metric named ``name`` that calls ``sklearn.metrics.<scorer>`` on (gold, pred) pairs.
 
-    gold, pred = _pairs(items)
-    return float(f1_score(gold, pred, labels=_labels_for(gold), average="macro", zero_division=0))
+    Multi-class metrics use the gold label set (an invalid answer counts as a miss); positive-class
+    metrics score label 1, with invalid answers mapped to a non-label.
+    """
 
+    def metric(items) -> float:
+        import sklearn.metrics
 
-@corpus_metric
-def weighted_f1(items) -> float:
-    """Support-weighted F1 over the gold label set."""
-    from sklearn.metrics import f1_score
+        gold, pred = _pairs(items)
+        if positive_class:
+            labels, pred = [1], [p if p in (0, 1) else -1 for p in pred]
+        else:
+            labels = _labels_for(gold)
+        return float(getattr(sklearn.metrics, scorer)(gold, pred, labels=labels, average="macro" if positive_class
+                                                      else kwargs["average"], zero_division=0))
 
-    gold, pred = _pairs(items)
-    return float(f1_score(gold, pred, labels=_labels_for(gold), average="weighted", zero_division=0))
-
-
-@corpus_metric
-def macro_precision(items) -> float:
-    """Macro-averaged precision over the gold label set."""
-    from sklearn.metrics import precision_score
-
-    gold, pred = _pairs(items)
-    return float(precision_score(gold, pred, labels=_labels_for(gold), average="macro", zero_division=0))
+    metric.__name__ = metric.__qualname__ = name
+    metric.__doc__ = doc
+    return corpus_metric(metric)
 
 
-@corpus_metric
-def macro_recall(items) -> float:
-    """Macro-averaged recall over the gold label set."""
-    from sklearn.metrics import recall_score
-
-    gold, pred = _pairs(items)
-    return float(recall_score(gold, pred, labels=_labels_for(gold), average="macro", zero_division=0))
+macro_f1 = _sklearn_metric("macro_f1", "f1_score", "Macro-averaged F1 over the gold label set.", average="macro")
+weighted_f1 = _sklearn_metric("weighted_f1", "f1_score", "Support-weighted F1 over the gold label set.",
+                              average="weighted")
+macro_precision = _sklearn_metric("macro_precision", "precision_score", "Macro-averaged precision.", average="macro")
+macro_recall = _sklearn_metric("macro_recall", "recall_score", "Macro-averaged recall.", average="macro")
+precision = _sklearn_metric("precision", "precision_score", "Precision of the positive class (label 1).",
+                            positive_class=True)
+recall = _sklearn_metric("recall", "recall_score", "Recall of the positive class (label 1).", positive_class=True)
+f1 = _sklearn_metric("f1", "f1_score", "F1 of the positive class (label 1); an invalid answer counts as a miss.",
+                     positive_class=True)
 
 
 @corpus_metric
@@ -173,36 +172,6 @@ def mcc(items) -> float:
 
     gold, pred = _pairs(items)
     return float(matthews_corrcoef([str(g) for g in gold], [str(p) for p in pred]))
-
-
-@corpus_metric
-def precision(items) -> float:
-    """Precision of the positive class (label 1)."""
-    from sklearn.metrics import precision_score
-
-    gold, pred = _pairs(items)
-    return float(precision_score(gold, [p if p in (0, 1) else -1 for p in pred], labels=[1], average="macro",
-                                 zero_division=0))
-
-
-@corpus_metric
-def recall(items) -> float:
-    """Recall of the positive class (label 1)."""
-    from sklearn.metrics import recall_score
-
-    gold, pred = _pairs(items)
-    return float(recall_score(gold, [p if p in (0, 1) else -1 for p in pred], labels=[1], average="macro",
-                              zero_division=0))
-
-
-@corpus_metric
-def f1(items) -> float:
-    """F1 of the positive class (label 1); an invalid answer counts as a miss."""
-    from sklearn.metrics import f1_score
-
-    gold, pred = _pairs(items)
-    return float(f1_score(gold, [p if p in (0, 1) else -1 for p in pred], labels=[1], average="macro",
-                          zero_division=0))
 
 
 def is_invalid(prediction) -> bool:

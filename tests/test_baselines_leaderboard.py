@@ -145,3 +145,17 @@ def test_confusion_from_lm_eval_samples(tmp_path):
     conf = leaderboard.confusion_from_samples(f, "econ_classify")
     assert conf["matrix"][1][1] == 1 and conf["matrix"][2][1] == 1
 
+
+
+def test_cli_check_exit_codes(tmp_path):
+    import subprocess
+    import sys
+
+    bad = _fake_llm_run(tmp_path / "lim", limit=5)
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "leaderboard", "check", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "made with --limit 5" in proc.stderr
+    good = _fake_llm_run(tmp_path / "ok")
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "leaderboard", "check", str(good)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "accepted" in proc.stdout

@@ -41,6 +41,9 @@ class Recipe:
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 1
     max_length: int = 512
+    # pad each batch to a multiple of this: recurring shapes let the CPU kernels reuse their plans
+    # (measured: variable shapes ran at ~60-90 tokens/s, repeated shapes at ~140 fp32 / ~220 bf16)
+    pad_to_multiple_of: int | None = 64
     warmup_ratio: float = 0.03
     lr_scheduler_type: str = "cosine"
     weight_decay: float = 0.0
