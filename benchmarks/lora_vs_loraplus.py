@@ -5,7 +5,9 @@ Trains the two CPU recipes (identical but for ``method`` and ``loraplus_lr_ratio
 ``results/benchmarks/lora_vs_loraplus.json`` and ``lora_vs_loraplus.png``.
 
 The target loss is the higher of the two runs' final smoothed losses (so both reach it); a run's
-steps-to-target is the first logged step whose smoothed loss is at or below it. Smoothing: a centred
+steps-to-target is the first logged step from which its smoothed loss stays at or below it. Both runs
+see the same batches in the same order (same seed and data), so the per-step losses are paired and
+``mean_paired_loss_difference`` (LoRA+ minus LoRA, negative = LoRA+ lower) is reported too. Smoothing: a centred
 moving average over 5 logged points (training loss on small batches is noisy).
 
     python benchmarks/lora_vs_loraplus.py [--reuse] [--max-steps N]
@@ -38,9 +40,10 @@ def smooth(values: list[float], window: int = 5) -> list[float]:
 
 
 def steps_to_target(history: list[dict], target: float) -> tuple[int | None, float | None]:
+    """First logged step from which the smoothed loss stays at or below ``target`` (noise-robust)."""
     sm = smooth([h["loss"] for h in history])
-    for h, s in zip(history, sm):
-        if s <= target:
+    for i, h in enumerate(history):
+        if all(s <= target for s in sm[i:]):
             return h["step"], h.get("elapsed_s")
     return None, None
 
@@ -55,13 +58,23 @@ def compare(records: dict[str, dict]) -> dict:
         out["runs"][m] = {"steps_to_target": step, "seconds_to_target": elapsed,
                           "final_smoothed_loss": round(finals[m], 4), "total_steps": r["steps"],
                           "wall_time_s": r["wall_time_s"], "tokens_per_second": r["tokens_per_second"],
+                          "torch_threads": r.get("torch_threads"),
                           "learning_rate": r["recipe"]["learning_rate"],
                           "loraplus_lr_ratio": r["recipe"]["loraplus_lr_ratio"] if m == "loraplus" else None,
                           "loss_history": r["loss_history"]}
+    pairs = {h["step"]: h["loss"] for h in records["lora"]["loss_history"]}
+    diffs = [h["loss"] - pairs[h["step"]] for h in records["loraplus"]["loss_history"] if h["step"] in pairs]
+    out["mean_paired_loss_difference"] = round(sum(diffs) / len(diffs), 4) if diffs else None
     a, b = out["runs"]["lora"]["steps_to_target"], out["runs"]["loraplus"]["steps_to_target"]
     out["speedup_steps_to_target"] = round(a / b, 3) if a and b else None
     ta, tb = out["runs"]["lora"]["seconds_to_target"], out["runs"]["loraplus"]["seconds_to_target"]
     out["speedup_wall_time_to_target"] = round(ta / tb, 3) if ta and tb else None
+    threads = {run["torch_threads"] for run in out["runs"].values()}
+    out["wall_time_comparable"] = len(threads) == 1
+    if len(threads) != 1:
+        out["note"] = ("the runs used different thread counts or machine load, so compare steps, not seconds: "
+                       + ", ".join(f"{m} {run['torch_threads']} thread(s), {run['tokens_per_second']} tokens/s"
+                                   for m, run in out["runs"].items()))
     return out
 
 

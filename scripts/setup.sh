@@ -20,7 +20,9 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     "${PIP[@]}" install -q "torch==$TORCH_VERSION"
   else
     echo "setup: no GPU: installing the CPU build torch==$TORCH_VERSION+cpu"
-    "${PIP[@]}" install -q "torch==$TORCH_VERSION+cpu" --extra-index-url https://download.pytorch.org/whl/cpu
+    # --no-deps: only torch itself comes from the CPU index (or a local wheel); its dependencies
+    # are resolved from the default index in the next step.
+    "${PIP[@]}" install -q --no-deps "torch==$TORCH_VERSION+cpu" --extra-index-url https://download.pytorch.org/whl/cpu
   fi
 fi
 

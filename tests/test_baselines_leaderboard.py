@@ -159,3 +159,19 @@ def test_cli_check_exit_codes(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "leaderboard", "check", str(good)],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "accepted" in proc.stdout
+
+
+def test_committed_leaderboard_rebuilds_identically(tmp_path):
+    """`econ-eval leaderboard build` on the published results reproduces the committed tables byte for byte."""
+    import shutil
+
+    from econ_eval.config import results_dir
+
+    published = results_dir()
+    if not (published / "leaderboard.json").is_file():
+        pytest.skip("no published leaderboard in this checkout")
+    copy = tmp_path / "results"
+    shutil.copytree(published, copy, ignore=shutil.ignore_patterns("runs", "tmp", "plots"))
+    leaderboard.build(copy)
+    for name in ("leaderboard.json", "leaderboard.md", "leaderboard.csv"):
+        assert (copy / name).read_bytes() == (published / name).read_bytes(), name

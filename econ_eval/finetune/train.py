@@ -35,6 +35,7 @@ def _throughput_callback():
         def __init__(self):
             self.t0 = None
             self.tokens0 = 0
+            self.elapsed_by_step: dict[int, float] = {}
 
         def on_train_begin(self, args, state, control, **kw):
             self.t0 = time.time()
@@ -45,6 +46,8 @@ def _throughput_callback():
                 elapsed = max(time.time() - self.t0, 1e-6)
                 logs["tokens_per_second"] = round(((state.num_input_tokens_seen or 0) - self.tokens0) / elapsed, 1)
                 logs["elapsed_s"] = round(elapsed, 1)
+                # the trainer copied `logs` into log_history before calling us: keep our own record too
+                self.elapsed_by_step[state.global_step] = round(elapsed, 1)
 
     return Throughput()
 
@@ -135,8 +138,9 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
         optimizers = (create_loraplus_optimizer(model, torch.optim.AdamW, lr=recipe.learning_rate,
                                                 loraplus_lr_ratio=recipe.loraplus_lr_ratio,
                                                 weight_decay=recipe.weight_decay), None)
+    throughput = _throughput_callback()
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                         optimizers=optimizers, callbacks=[_throughput_callback()])
+                         optimizers=optimizers, callbacks=[throughput])
     last = get_last_checkpoint(str(out)) if resume and any(out.glob("checkpoint-*")) else None
     if last:
         log(f"resuming from {last}")
@@ -155,7 +159,8 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
         "steps": trainer.state.global_step, "resumed_from": last, "wall_time_s": round(wall, 1),
         "tokens_seen": int(tokens), "tokens_per_second": round(tokens / wall, 1) if wall > 0 and not last else None,
         "final_loss": history[-1]["loss"] if history else None, "train_loss": result.training_loss,
-        "loss_history": [{"step": h["step"], "loss": h["loss"], "elapsed_s": h.get("elapsed_s")} for h in history],
+        "loss_history": [{"step": h["step"], "loss": h["loss"], "elapsed_s": throughput.elapsed_by_step.get(h["step"])}
+                         for h in history],
         "device": "cuda" if on_gpu else "cpu", "torch_threads": torch.get_num_threads(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
