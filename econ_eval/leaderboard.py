@@ -19,7 +19,7 @@ import yaml
 
 from . import metrics
 from .baselines import BASELINE_TASKS
-from .config import BUNDLE_VERSION, results_dir, tasks_dir
+from .config import BUNDLE_VERSION, REPO_ROOT, results_dir, tasks_dir
 from .evaluate import SUITE_TASKS
 from .io import RunRejected, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl  # noqa: F401
 from .prompts import CLASS_LABELS
@@ -78,6 +78,8 @@ def _system_info(folder: Path, results: dict) -> dict:
 
 def _adapter_method(adapter: str) -> str:
     cfg = Path(adapter) / "econ_eval_training.json"
+    if not cfg.is_absolute():  # published adapters are named relative to the checkout
+        cfg = REPO_ROOT / cfg
     if cfg.is_file():
         return json.loads(cfg.read_text()).get("method", "adapter")
     return "adapter"
