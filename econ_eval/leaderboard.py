@@ -89,22 +89,27 @@ def _params(base_model: str | None) -> str | None:
     return {"smollm2-135m": "135M"}.get(base_model or "", None)
 
 
-def random_baseline(task: str, bundle_stats: dict | None = None) -> float:
-    """Expected headline score of uniform random guessing (0 for generation tasks)."""
+#: test-label counts of bundle 1.0 (MANIFEST stats), fixed so that rebuilds need no built bundle
+CLASSIFY_TEST_COUNTS = {"econ.EM": 138, "econ.GN": 168, "econ.TH": 44}
+SIGNAL_TEST_COUNTS = {"0": 669, "1": 81}
+
+
+def random_baseline(task: str) -> float:
+    """Expected headline score of uniform random guessing on bundle 1.0's test sets (0 for generation)."""
     if task == "econ_mmlu":
         return 0.25
     if task == "econ_classify":
-        counts = (bundle_stats or {}).get("econ_classify_labels", {}).get("test") or {"a": 138, "b": 168, "c": 44}
+        counts = CLASSIFY_TEST_COUNTS
         n, k = sum(counts.values()), len(counts)
         return sum(2 * (c / n) * (1 / k) / (c / n + 1 / k) for c in counts.values()) / k
     if task == "econ_signal":
-        counts = (bundle_stats or {}).get("econ_signal_labels", {}).get("test") or {"0": 669, "1": 81}
+        counts = SIGNAL_TEST_COUNTS
         p = counts.get("1", 0) / sum(counts.values())
         return 2 * p * 0.5 / (p + 0.5)
     return 0.0
 
 
-def leaderboard_rows(root: Path, bundle_stats: dict | None = None) -> list[dict]:
+def leaderboard_rows(root: Path) -> list[dict]:
     """One row per system: headline metrics per task and the normalised average."""
     rows = []
     for folder in system_folders(root):
@@ -120,7 +125,7 @@ def leaderboard_rows(root: Path, bundle_stats: dict | None = None) -> list[dict]
             row_metrics[task] = {m: round(v, 4) for m, v in vals.items() if v is not None}
             head = vals.get(HEADLINE[task][0])
             if head is not None:
-                base = random_baseline(task, bundle_stats)
+                base = random_baseline(task)
                 normalised.append((head - base) / (1 - base))
         rows.append({**info, "bundle_version": sorted(b for b in bundle if b)[0] if any(bundle) else None,
                      "metrics": row_metrics,
@@ -272,10 +277,10 @@ def _plot_confusions(root: Path, out_dir: Path) -> list[Path]:
     return written
 
 
-def build(root: Path | None = None, bundle_stats: dict | None = None) -> dict:
+def build(root: Path | None = None) -> dict:
     """Write ``leaderboard.{json,md,csv}`` and plots under ``root``; return the JSON document."""
     root = Path(root) if root else results_dir()
-    rows = leaderboard_rows(root, bundle_stats)
+    rows = leaderboard_rows(root)
     doc = {"updated": max((r["date"] for r in rows), default=""), "bundle_version": BUNDLE_VERSION,
            "headline_metrics": {t: m for t, (m, _) in HEADLINE.items()}, "rows": rows}
     atomic_write_json(root / "leaderboard.json", doc)

@@ -175,3 +175,9 @@ def test_committed_leaderboard_rebuilds_identically(tmp_path):
     leaderboard.build(copy)
     for name in ("leaderboard.json", "leaderboard.md", "leaderboard.csv"):
         assert (copy / name).read_bytes() == (published / name).read_bytes(), name
+
+
+def test_random_baseline_counts_match_the_bundle(real_bundle):
+    _, manifest = real_bundle
+    assert manifest["stats"]["econ_classify_labels"]["test"] == leaderboard.CLASSIFY_TEST_COUNTS
+    assert manifest["stats"]["econ_signal_labels"]["test"] == leaderboard.SIGNAL_TEST_COUNTS

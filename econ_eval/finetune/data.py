@@ -8,16 +8,12 @@ loss on the completion only. Only train splits are read: no test or validation p
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from .. import prompts
+from ..data.build import _order_key
 from ..io import read_jsonl
 from .recipe import Recipe
-
-
-def _order(seed: int, task: str, i: int) -> str:
-    return hashlib.sha256(f"{seed}:{task}:{i}".encode()).hexdigest()
 
 
 def _round_robin_by_label(order: list[int], rows: list[dict], task: str) -> list[int]:
@@ -43,7 +39,7 @@ def mixture_rows(bundle: Path, recipe: Recipe) -> list[dict]:
         if weight == 0:
             continue
         rows = read_jsonl(Path(bundle) / task / "train.jsonl")
-        order = sorted(range(len(rows)), key=lambda i: _order(recipe.seed, task, i))
+        order = sorted(range(len(rows)), key=lambda i: _order_key(recipe.seed, f"{task}:{i}"))
         if spec.get("balance_labels"):
             order = _round_robin_by_label(order, rows, task)
         cap = spec.get("max_examples")
@@ -59,7 +55,7 @@ def mixture_rows(bundle: Path, recipe: Recipe) -> list[dict]:
             per_task[task][: max(1, int(len(per_task[task]) * weight))]
     # interleave tasks by a seeded hash so every batch sees a mix
     flat = [r for rows in per_task.values() for r in rows]
-    mixed = [r for _, r in sorted(((_order(recipe.seed, "mix", i), r) for i, r in enumerate(flat)),
+    mixed = [r for _, r in sorted(((_order_key(recipe.seed, f"mix:{i}"), r) for i, r in enumerate(flat)),
                                   key=lambda pair: pair[0])]
     if recipe.max_examples is not None:
         mixed = mixed[: recipe.max_examples]
