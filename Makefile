@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE = 1
 export HF_DATASETS_OFFLINE = 1
 export GRADIO_ANALYTICS_ENABLED = False
 
-.PHONY: setup quickstart test test-fast data model clean-venv
+.PHONY: setup quickstart test test-fast data model demo serve-judge clean-venv
 
 $(BIN)/.econ-eval-installed: pyproject.toml constraints.txt scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -28,10 +28,17 @@ quickstart: setup
 	$(BIN)/econ-eval quickstart
 
 test: setup
+	bash scripts/setup-test-system.sh
 	$(BIN)/python -m pytest -q -rs tests
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -rs -m "not slow" tests
+
+demo: setup
+	$(BIN)/python demo/app.py --port 7860
+
+serve-judge: setup
+	$(BIN)/econ-eval serve-judge
 
 clean-venv:
 	rm -rf $(VENV)

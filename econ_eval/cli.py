@@ -1,4 +1,5 @@
-"""``econ-eval`` command line: data, models, evaluate, report, quickstart."""
+"""``econ-eval`` command line: data, models, evaluate, quickstart, finetune, baselines, leaderboard, judge,
+ragas, serve-judge, annotate, report."""
 
 from __future__ import annotations
 
@@ -131,19 +132,17 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_quickstart(args) -> int:
-    """Build the bundle if needed, fetch the embedded model, run the suite, print the table.
+    """Build the bundle if needed, run the suite on the base model, then on the CPU LoRA adapter
+    (reusing the published one, or training it from its recipe), and print base vs tuned side by side.
 
     Results go to ``results/runs/<system>/`` (git-ignored) unless ``--output`` says otherwise, so a
     newcomer's run never mixes with the published ones in ``results/<system>/``.
     """
+    from .evaluate import EvalSpec, load_results, run_suite, system_name
     from .io import DataError
     from .lm_tasks import bundle_path
+    from .report import format_table
 
-    if not args.output:
-        from .evaluate import EvalSpec, system_name
-
-        args.output = str(config.results_dir() / "runs" / system_name(EvalSpec(model=args.model, adapter=args.adapter,
-                                                                                system=args.system)))
     try:
         bundle_path()
         print(f"data bundle found at {config.data_dir()}")
@@ -151,7 +150,102 @@ def _cmd_quickstart(args) -> int:
         ns = argparse.Namespace(raw=str(config.raw_dir()), annotations=str(config.annotations_dir()),
                                 out=str(config.data_dir()), split="random", seed=1234)
         _cmd_data_build(ns)
-    return _cmd_evaluate(args)
+    runs = config.results_dir() / "runs"
+    spec = _eval_spec(args)
+    spec.output = Path(args.output) if args.output else runs / system_name(spec)
+    print(f"\n== 1/2 base model: {spec.model}")
+    columns = [(f"{system_name(spec)} (base)", load_results(run_suite(spec)))]
+    if not args.base_only:
+        adapter = Path(args.tuned_adapter)
+        if args.train or not (adapter / "adapter_model.safetensors").is_file():
+            from .finetune.recipe import load_recipe
+            from .finetune.train import train
+
+            recipe = load_recipe(args.recipe, [f"output_dir={adapter}"])
+            print(f"\n== training the CPU adapter: {args.recipe} -> {adapter} (about 15 min on 2 cores)")
+            train(recipe, resume=not args.train)
+        else:
+            print(f"\n== reusing the adapter in {adapter} (pass --train to train it again from {args.recipe})")
+        tuned = _eval_spec(args)
+        tuned.adapter, tuned.system = str(adapter), adapter.name
+        tuned.output = runs / adapter.name
+        print(f"\n== 2/2 tuned: {spec.model} + {adapter}")
+        columns.append((f"{adapter.name} (tuned)", load_results(run_suite(tuned))))
+    print()
+    print(format_table(columns))
+    return 0
+
+
+def _judge_client(args, *, max_tokens: int = 256):
+    from .judge.client import ChatClient
+
+    return ChatClient(args.judge_model, base_url=args.judge_base_url, response_format=args.response_format,
+                      timeout=args.timeout, retries=args.retries, max_calls=args.max_calls, max_tokens=max_tokens)
+
+
+def _cmd_judge(args) -> int:
+    from .judge.run import judge_run
+
+    judge_run(Path(args.run_dir), _judge_client(args), metrics=args.metrics.split(",") if args.metrics else None,
+              tasks=args.tasks.split(",") if args.tasks else None, limit=args.limit, concurrency=args.concurrency)
+    return 0
+
+
+def _cmd_ragas(args) -> int:
+    from .judge.ragas_scores import ragas_run
+
+    ragas_run(Path(args.run_dir), use_llm=args.llm, judge_model=args.judge_model, judge_base_url=args.judge_base_url,
+              limit=args.limit, timeout=args.timeout)
+    return 0
+
+
+def _cmd_serve_judge(args) -> int:
+    import signal
+    import time
+
+    from .judge.server import start_llama_server
+
+    server = start_llama_server(args.model, port=args.port, threads=args.threads, n_ctx=args.n_ctx)
+    print(f"llama.cpp server ready: base URL {server.base_url}  (model alias {server.alias!r}; log {server.log_path})")
+    print(f"judge with: econ-eval judge RUN_DIR --judge-base-url {server.base_url} --judge-model {server.alias}")
+    print("Ctrl-C stops it.", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while server.proc.poll() is None:
+            time.sleep(0.5)
+        print(f"server exited with code {server.proc.returncode}; log {server.log_path}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping the server ...")
+        return 0
+    finally:
+        server.stop()
+
+
+def _cmd_annotate(args) -> int:
+    from .judge.annotate import annotate
+
+    annotate(args.kind, Path(args.input), Path(args.output), _judge_client(args, max_tokens=600),
+             concurrency=args.concurrency, limit=args.limit)
+    return 0
+
+
+def _add_judge_endpoint_args(p: argparse.ArgumentParser, *, model_required: bool = True) -> None:
+    p.add_argument("--judge-model", required=model_required,
+                   help="model name at the endpoint (e.g. gpt-4o, or smollm2-135m from `econ-eval serve-judge`)")
+    p.add_argument("--judge-base-url", help="OpenAI-compatible base URL (default: $OPENAI_BASE_URL or OpenAI); "
+                   "key from $OPENAI_API_KEY (not needed for 127.0.0.1)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: %(default)s)")
+
+
+def _add_call_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--response-format", default="auto", choices=["auto", "json_schema", "json_object", "none"],
+                   help="structured output: auto = llama.cpp's json_object+schema on 127.0.0.1, OpenAI's "
+                   "json_schema elsewhere; none = strict parsing only (default: %(default)s)")
+    p.add_argument("--concurrency", type=int, default=1, help="parallel requests (default: %(default)s)")
+    p.add_argument("--retries", type=int, default=3, help="retries on timeouts/5xx, exponential backoff (default: %(default)s)")
+    p.add_argument("--max-calls", type=int, help="budget: stop cleanly after this many requests (cached replies are free)")
+    p.add_argument("--limit", type=int, help="first N samples/items per task only")
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -203,8 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_args(e)
     e.set_defaults(func=_cmd_evaluate)
 
-    q = sub.add_parser("quickstart", help="build the bundle if needed, fetch the model, run the suite")
+    q = sub.add_parser("quickstart", help="build the bundle if needed, run the suite on the base model and on the "
+                       "CPU LoRA adapter (reused or trained), print base vs tuned")
     _add_eval_args(q)
+    q.add_argument("--tuned-adapter", default=str(config.REPO_ROOT / "adapters" / "smollm2-135m-lora"),
+                   help="adapter to evaluate as the tuned column; trained from --recipe if missing (default: the "
+                   "published CPU LoRA adapter)")
+    q.add_argument("--recipe", default=str(config.REPO_ROOT / "finetune" / "smollm2-135m-lora.yaml"),
+                   help="recipe that trains --tuned-adapter (default: %(default)s)")
+    q.add_argument("--train", action="store_true", help="train the adapter again even if it exists")
+    q.add_argument("--base-only", action="store_true", help="evaluate the base model only")
     q.set_defaults(func=_cmd_quickstart)
 
     ft = sub.add_parser("finetune", help="train a LoRA / LoRA+ / QLoRA adapter from a recipe")
@@ -234,6 +336,42 @@ def build_parser() -> argparse.ArgumentParser:
     lba.add_argument("--system", help="folder name under results/ (default: from the run)")
     lba.set_defaults(func=_cmd_leaderboard_add)
 
+    j = sub.add_parser("judge", help="score a run's logged samples with an LLM judge (cached, budgeted); "
+                       "writes judge_<model>_<stamp>.json beside them")
+    j.add_argument("run_dir", help="folder with lm-eval samples_*.jsonl (from --log_samples)")
+    _add_judge_endpoint_args(j)
+    j.add_argument("--metrics", help="comma-separated: qa_correctness, title_quality (default: all that apply)")
+    j.add_argument("--tasks", help="comma-separated task names (default: every logged judgeable task)")
+    _add_call_args(j)
+    j.set_defaults(func=_cmd_judge)
+
+    rg = sub.add_parser("ragas", help="RAGAS scores on logged econ_qa/econ_qa_rag samples (non-LLM metrics always; "
+                        "LLM metrics with --llm)")
+    rg.add_argument("run_dir", help="folder with lm-eval samples_*.jsonl")
+    rg.add_argument("--llm", action="store_true", help="also faithfulness, answer relevancy, context precision/recall, "
+                    "answer correctness, judged by --judge-model")
+    _add_judge_endpoint_args(rg, model_required=False)
+    rg.add_argument("--limit", type=int, help="first N samples per task only")
+    rg.set_defaults(func=_cmd_ragas)
+
+    sj = sub.add_parser("serve-judge", help="serve the embedded GGUF with llama.cpp's OpenAI-compatible server on "
+                        "127.0.0.1 (offline judge; a 135M judge only proves the plumbing)")
+    sj.add_argument("--model", default="smollm2-135m", help="registered model or a .gguf path (default: %(default)s)")
+    sj.add_argument("--port", type=int, default=8090, help="(default: %(default)s)")
+    sj.add_argument("--threads", type=int, help="CPU threads (default: $OMP_NUM_THREADS or all cores)")
+    sj.add_argument("--n-ctx", type=int, default=4096, help="context window (default: %(default)s)")
+    sj.set_defaults(func=_cmd_serve_judge)
+
+    an = sub.add_parser("annotate", help="make new benchmark data with any OpenAI-compatible model: QA pairs for "
+                        "abstracts, or signal labels for news stories (appends, resumable)")
+    an.add_argument("kind", choices=["qa", "signal"])
+    an.add_argument("--input", required=True, help="JSON Lines: papers (id, title, abstract) or stories "
+                    "(newid, date, title, text)")
+    an.add_argument("--output", required=True, help="JSON Lines to append to (same format as shared/data/annotations)")
+    _add_judge_endpoint_args(an)
+    _add_call_args(an)
+    an.set_defaults(func=_cmd_annotate)
+
     r = sub.add_parser("report", help="print results files side by side")
     r.add_argument("results", nargs="+", help="lm-eval results_*.json files")
     r.add_argument("--names", help="comma-separated column names (default: the folder names)")
@@ -251,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunRejected as exc:  # a leaderboard refusal: exit 1, the reasons on stderr
         print(f"econ-eval: {exc}", file=sys.stderr)
         return 1
-    except (DataError, FileExistsError, KeyError, RuntimeError) as exc:
+    except (DataError, FileExistsError, KeyError, RuntimeError, ValueError, TimeoutError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"econ-eval: error: {msg}", file=sys.stderr)
         return 2

@@ -24,6 +24,8 @@ from .io import atomic_write_json
 
 SUITE_TASKS = ["econ_titles", "econ_classify", "econ_classify_gen", "econ_qa", "econ_signal", "econ_signal_gen",
                "econ_mmlu"]
+#: Every task under tasks/econ/ (``econ_*``): the suite plus econ_qa_rag, which is run by name.
+ALL_TASKS = SUITE_TASKS + ["econ_qa_rag"]
 
 
 @dataclass

@@ -66,6 +66,33 @@ def load_task_dataset(bundle_task: str, bundle_version: str | None = None, **_ig
     return datasets.DatasetDict({s: datasets.Dataset.from_list(read_jsonl(folder / f"{s}.jsonl")) for s in SPLITS})
 
 
+#: Abstracts retrieved per question for econ_qa_rag.
+RAG_TOP_K = 3
+
+
+def load_rag_dataset(bundle_task: str = "econ_qa", top_k: int = RAG_TOP_K, bundle_version: str | None = None,
+                     **_ignored):
+    """``custom_dataset`` of econ_qa_rag: econ_qa rows plus the ``top_k`` abstracts retrieved for each question
+    from the whole bundle corpus (FAISS over MiniLM; index cached in ``<bundle>/index/``).
+
+    Adds ``contexts`` (abstract texts, best first), ``context_ids`` (their paper ids) and ``context_scores``.
+    """
+    import sys
+
+    from .retrieval import corpus_index
+
+    plain = load_task_dataset(bundle_task, bundle_version)
+    index = corpus_index(bundle_path(), log=lambda m: print(m, file=sys.stderr))
+
+    def add_contexts(batch):
+        hits = index.search_many(batch["question"], int(top_k))
+        return {"contexts": [[p.text for p, _ in h] for h in hits],
+                "context_ids": [[p.id for p, _ in h] for h in hits],
+                "context_scores": [[round(s, 6) for _, s in h] for h in hits]}
+
+    return plain.map(add_contexts, batched=True, batch_size=256)
+
+
 # --------------------------------------------------------------------------- stderr for corpus metrics
 def _install_bootstrap_stderr() -> None:
     import lm_eval.evaluator_utils as eu
@@ -171,11 +198,16 @@ def process_qa(doc, results):
     return {"rougeL": rouge_l, "token_f1": metrics.token_f1(ref, pred), "score": ("mean", rouge_l)}
 
 
+def process_qa_rag(doc, results):
+    """econ_qa metrics plus retrieval hit rate (the gold paper among the retrieved abstracts)."""
+    return {**process_qa(doc, results), "hit_rate": float(doc["paper_id"] in doc["context_ids"])}
+
+
 # re-exported prompt functions (the YAMLs reference them through the shim)
 titles_prompt, titles_target = prompts.titles_prompt, prompts.titles_target
 classify_prompt, classify_choices, classify_gold = prompts.classify_prompt, prompts.classify_choices, prompts.classify_gold
 classify_target = prompts.classify_target
-qa_prompt, qa_target = prompts.qa_prompt, prompts.qa_target
+qa_prompt, qa_target, qa_rag_prompt = prompts.qa_prompt, prompts.qa_target, prompts.qa_rag_prompt
 signal_prompt, signal_choices, signal_gold = prompts.signal_prompt, prompts.signal_choices, prompts.signal_gold
 signal_target = prompts.signal_target
 mmlu_prompt, mmlu_choices, mmlu_gold = prompts.mmlu_prompt, prompts.mmlu_choices, prompts.mmlu_gold

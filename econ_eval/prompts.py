@@ -84,6 +84,14 @@ def qa_target(doc: dict) -> str:
     return doc["answer"]
 
 
+def qa_rag_prompt(doc: dict) -> str:
+    """econ_qa_rag: the question and the passages retrieved for it (``doc['contexts']``), not the gold abstract."""
+    passages = "\n\n".join(f"[{i}] {text}" for i, text in enumerate(doc["contexts"], 1))
+    return (f"Passages:\n{passages}\n\n"
+            f"Question: {doc['question']}\n\n"
+            "Answer the question using the passages, in one or two sentences.")
+
+
 # ------------------------------------------------------------------ econ_signal
 def signal_prompt(doc: dict) -> str:
     return (f"Date: {doc['date'].split(' ')[0]}\nHeadline: {doc['title']}\n"

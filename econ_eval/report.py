@@ -13,7 +13,7 @@ TASK_METRICS = {
     "econ_classify": ["macro_f1", "acc", "weighted_f1", "mcc"],
     "econ_classify_gen": ["macro_f1", "acc", "invalid_rate"],
     "econ_qa": ["rougeL", "token_f1"],
-    "econ_qa_rag": ["rougeL", "token_f1"],
+    "econ_qa_rag": ["rougeL", "token_f1", "hit_rate"],
     "econ_signal": ["f1", "acc", "precision", "recall", "mcc"],
     "econ_signal_gen": ["f1", "acc", "invalid_rate"],
     "econ_mmlu": ["acc"],

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from econ_eval.evaluate import SUITE_TASKS
+from econ_eval.evaluate import ALL_TASKS, SUITE_TASKS
 from econ_eval.report import TASK_METRICS, task_metrics
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
     results_files = list(run_dir.glob("results_*.json"))
     assert len(results_files) == 1
     results = json.loads(results_files[0].read_text())
-    assert sorted(results["results"]) == sorted(SUITE_TASKS)
+    assert sorted(results["results"]) == sorted(ALL_TASKS)
     for task in SUITE_TASKS:
         got = task_metrics(results, task)
         for metric in TASK_METRICS[task]:
@@ -80,3 +80,11 @@ def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
     samples = [json.loads(line) for line in next(run_dir.glob("samples_econ_classify_gen_*.jsonl")).open()]
     assert all(s["filtered_resps"][0] in ("econ.EM", "econ.GN", "econ.TH", "[invalid]") for s in samples)
     assert "| econ_classify | **macro_f1** |" in proc.stdout
+    # econ_qa_rag: the question plus abstracts retrieved from the whole corpus; hit rate reported
+    rag = results["results"]["econ_qa_rag"]
+    assert 0.0 <= rag["hit_rate,none"] <= 1.0 and results["n-samples"]["econ_qa_rag"]["effective"] == 3
+    rag_samples = [json.loads(line) for line in next(run_dir.glob("samples_econ_qa_rag_*.jsonl")).open()]
+    for s in rag_samples:
+        assert len(s["doc"]["context_ids"]) == 3 and s["doc"]["question"] in s["arguments"]["gen_args_0"]["arg_0"]
+        assert s["hit_rate"] == float(s["doc"]["paper_id"] in s["doc"]["context_ids"])
+    assert (bundle_env / "index" / "faiss.index").is_file()  # built once, cached with the bundle

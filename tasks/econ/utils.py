@@ -6,8 +6,8 @@ Everything lives in the installed ``econ_eval`` package; see ``econ_eval/lm_task
 from econ_eval.lm_tasks import *  # noqa: F401,F403
 from econ_eval.lm_tasks import (  # noqa: F401  (names the YAMLs use)
     bleu, classify_choices, classify_gold, classify_label_filter, classify_prompt, classify_target, f1,
-    load_task_dataset, macro_f1, macro_precision, macro_recall, mcc, mmlu_choices, mmlu_gold, mmlu_prompt,
-    precision, process_classify, process_classify_gen, process_mmlu, process_qa, process_signal,
-    process_signal_gen, process_titles, qa_prompt, qa_target, recall, score, signal_choices, signal_gold,
+    load_rag_dataset, load_task_dataset, macro_f1, macro_precision, macro_recall, mcc, mmlu_choices, mmlu_gold, mmlu_prompt,
+    precision, process_classify, process_classify_gen, process_mmlu, process_qa, process_qa_rag, process_signal,
+    process_signal_gen, process_titles, qa_prompt, qa_rag_prompt, qa_target, recall, score, signal_choices, signal_gold,
     signal_label_filter, signal_prompt, signal_target, titles_prompt, titles_target, weighted_f1,
 )

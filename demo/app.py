@@ -1,0 +1,217 @@
+"""econ-eval Space: base vs tuned side by side, ask-your-documents RAG, and the leaderboard.
+
+    python demo/app.py [--port 7860] [--base smollm2-135m] [--adapter adapters/smollm2-135m-lora]
+
+Offline-safe: no analytics, no share link, nothing fetched from the internet. One model in memory:
+the base column is the same PeftModel with its adapter disabled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).resolve().parent
+# from a checkout: econ_eval/ is beside demo/; in a Space: copied beside app.py (see README.md)
+REPO = HERE.parent if (HERE.parent / "econ_eval").is_dir() else HERE
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import gradio as gr  # noqa: E402
+
+from econ_eval import config, space  # noqa: E402
+from econ_eval.io import DataError  # noqa: E402
+
+DEFAULT_ADAPTER = REPO / "adapters" / "smollm2-135m-lora"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="interface to bind (default: %(default)s; a Space sets 0.0.0.0)")
+    p.add_argument("--base", default="smollm2-135m", help="registered model or HF model path (default: %(default)s)")
+    p.add_argument("--adapter", default=str(DEFAULT_ADAPTER), help="PEFT adapter directory (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="generation length per answer (default: %(default)s)")
+    p.add_argument("--dtype", default="bfloat16", help="model dtype on CPU (default: %(default)s)")
+    p.add_argument("--examples", type=int, default=40, help="test examples offered per task (default: %(default)s)")
+    return p.parse_args(argv)
+
+
+def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: int = 40) -> gr.Blocks:
+    examples = {}
+    for label, task in space.DEMO_TASKS.items():
+        try:
+            examples[task] = space.load_examples(task, n_examples)
+        except DataError:
+            examples[task] = []
+    tuned_label = f"tuned ({Path(pair.adapter).name})" if pair.adapter else "tuned (no adapter given)"
+
+    def example_choices(task_label):
+        task = space.DEMO_TASKS[task_label]
+        return [space.example_label(task, d, i) for i, d in enumerate(examples[task])]
+
+    def pick_doc(task_label, example, pasted, question):
+        task = space.DEMO_TASKS.get(task_label)
+        if task is None:
+            raise gr.Error(f"unknown task {task_label!r}; choose one of {list(space.DEMO_TASKS)}")
+        if (pasted or "").strip():
+            return task, space.pasted_doc(task, pasted, question), False
+        choices = example_choices(task_label)
+        if not choices:
+            raise gr.Error("no test examples: build the data bundle (`econ-eval data build`) or paste text")
+        idx = choices.index(example) if example in choices else 0
+        return task, examples[task][idx], True
+
+    def compare(task_label, example, pasted, question):
+        """Stream the base and the tuned answer to one task example; then show gold answer and metric."""
+        try:
+            task, doc, from_test = pick_doc(task_label, example, pasted, question)
+        except DataError as exc:
+            raise gr.Error(str(exc))
+        prompt = space.gen_prompt(task, doc)
+        gold = space.gold_answer(task, doc) if from_test else "(pasted text: no gold answer)"
+        base_text = tuned_text = ""
+        timing = {}
+        try:
+            for base_text, ttft in pair.stream(prompt, tuned=False, max_new_tokens=max_new_tokens):
+                timing["base"] = ttft
+                yield base_text, tuned_text, gold, "generating the base answer ..."
+            for tuned_text, ttft in pair.stream(prompt, tuned=True, max_new_tokens=max_new_tokens):
+                timing["tuned"] = ttft
+                yield base_text, tuned_text, gold, "generating the tuned answer ..."
+        except Exception as exc:  # shown in the UI, never a dead page
+            raise gr.Error(f"generation failed: {exc}")
+        lines = [f"time to first token: base {timing.get('base') or 0:.2f} s, tuned {timing.get('tuned') or 0:.2f} s"]
+        if from_test:
+            lines.append(f"base: {space.score_answer(task, doc, base_text)}")
+            lines.append(f"tuned: {space.score_answer(task, doc, tuned_text)}")
+        yield base_text.strip(), tuned_text.strip(), gold, "\n\n".join(lines)
+
+    def show_example(task_label, example):
+        try:
+            task, doc, _ = pick_doc(task_label, example, "", "")
+        except (gr.Error, DataError):
+            return ""
+        return space.gen_prompt(task, doc)
+
+    def index_files(files, progress=gr.Progress()):
+        """Build this session's FAISS index over uploaded PDF/TXT/MD files."""
+        paths = [f if isinstance(f, str) else getattr(f, "name", f) for f in (files or [])]
+        progress(0.1, desc="reading and chunking")
+        try:
+            index, summary = space.index_documents(paths)
+        except DataError as exc:
+            raise gr.Error(str(exc))
+        progress(1.0, desc="indexed")
+        return index, summary
+
+    def ask_documents(question, index):
+        """Answer a question from the uploaded documents with both models; show the retrieved passages."""
+        if index is None:
+            raise gr.Error("upload documents and press 'Index documents' first")
+        if not (question or "").strip():
+            raise gr.Error("type a question")
+        hits = index.search(question, k=3)
+        prompt = space.rag_prompt(question, [p.text for p, _ in hits])
+        passages = space.format_passages(hits)
+        base_text = tuned_text = ""
+        for base_text, _ in pair.stream(prompt, tuned=False, max_new_tokens=max_new_tokens):
+            yield base_text, tuned_text, passages
+        for tuned_text, _ in pair.stream(prompt, tuned=True, max_new_tokens=max_new_tokens):
+            yield base_text, tuned_text, passages
+        yield base_text.strip(), tuned_text.strip(), passages
+
+    try:
+        all_rows = space.leaderboard_rows()
+        board_note = ""
+    except DataError as exc:
+        all_rows, board_note = [], str(exc)
+
+    def leaderboard(query, sort_by):
+        """The leaderboard rows matching ``query`` (system or method), sorted by ``sort_by``."""
+        return space.filter_rows(all_rows, query, sort_by)
+
+    with gr.Blocks(title="econ-eval: does this model understand economics?") as app:
+        gr.Markdown("# econ-eval\n*Does this model — and this LoRA adapter of it — understand economics?*  "
+                    f"Base: `{pair.base_name}`; tuned: `{pair.adapter or '—'}` (one model in memory; the base "
+                    "column runs with the adapter disabled).")
+        with gr.Tab("Compare"):
+            with gr.Row():
+                task_dd = gr.Dropdown(list(space.DEMO_TASKS), value="Classification", label="Task")
+                first = example_choices("Classification")
+                example_dd = gr.Dropdown(first, value=first[0] if first else None, label="Test example",
+                                         allow_custom_value=True)  # API callers may pass "" (the first example)
+            with gr.Accordion("…or paste your own text", open=False):
+                pasted = gr.Textbox(label="Text (abstract, or news: headline on the first line)", lines=5)
+                question = gr.Textbox(label="Question (question answering only)")
+            prompt_box = gr.Textbox(label="Prompt (the task's own)", lines=6, interactive=False,
+                                    value=show_example("Classification", first[0] if first else None))
+            run_btn = gr.Button("Compare", variant="primary", elem_id="compare-button")
+            with gr.Row():
+                base_out = gr.Textbox(label=f"base ({pair.base_name})", lines=4, elem_id="base-answer")
+                tuned_out = gr.Textbox(label=tuned_label, lines=4, elem_id="tuned-answer")
+            gold_out = gr.Textbox(label="gold answer", interactive=False)
+            score_out = gr.Markdown(elem_id="compare-score")
+
+            task_dd.change(lambda t: gr.update(choices=example_choices(t), value=(example_choices(t) or [None])[0]),
+                           task_dd, example_dd, api_visibility="private")
+            example_dd.change(show_example, [task_dd, example_dd], prompt_box, api_visibility="private")
+            run_btn.click(compare, [task_dd, example_dd, pasted, question], [base_out, tuned_out, gold_out, score_out],
+                          api_name="compare")
+
+        with gr.Tab("Your documents"):
+            gr.Markdown(f"Upload up to {space.MAX_FILES} PDF, TXT or MD files (each ≤ "
+                        f"{space.MAX_UPLOAD_BYTES // 2**20} MB, PDFs ≤ {space.MAX_PDF_PAGES} pages). They are "
+                        "chunked, embedded with all-MiniLM-L6-v2 and indexed with FAISS for this session only.")
+            files = gr.File(file_count="multiple", file_types=[".pdf", ".txt", ".md"], label="Documents")
+            index_state = gr.State(None)
+            index_btn = gr.Button("Index documents")
+            index_info = gr.Markdown()
+            doc_q = gr.Textbox(label="Question about your documents")
+            ask_btn = gr.Button("Ask both models", variant="primary")
+            with gr.Row():
+                doc_base = gr.Textbox(label=f"base ({pair.base_name})", lines=4)
+                doc_tuned = gr.Textbox(label=tuned_label, lines=4)
+            doc_passages = gr.Markdown(label="retrieved passages")
+            index_btn.click(index_files, files, [index_state, index_info], api_name="index_documents")
+            ask_btn.click(ask_documents, [doc_q, index_state], [doc_base, doc_tuned, doc_passages],
+                          api_name="ask_documents")
+
+        with gr.Tab("Leaderboard"):
+            gr.Markdown("Headline score per task (titles/QA ROUGE-L, classify macro F1, signal F1, MMLU acc) and the "
+                        "average normalised against random guessing, from `results/leaderboard.json`."
+                        + (f"\n\n**{board_note}**" if board_note else ""))
+            with gr.Row():
+                query = gr.Textbox(label="Filter (system or method)")
+                sort_by = gr.Dropdown(space.LEADERBOARD_COLUMNS, value="normalised_average", label="Sort by")
+            table = gr.Dataframe(value=space.filter_rows(all_rows), headers=space.LEADERBOARD_COLUMNS,
+                                 interactive=False, wrap=True)
+            query.change(leaderboard, [query, sort_by], table, api_name="leaderboard")
+            sort_by.change(leaderboard, [query, sort_by], table, api_visibility="private")
+            plot = config.results_dir() / "plots" / "leaderboard.png"
+            if plot.is_file():
+                gr.Image(str(plot), label="leaderboard", show_label=False, interactive=False)
+    return app
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    adapter = args.adapter if args.adapter and Path(args.adapter).exists() else None
+    if args.adapter and not adapter:
+        print(f"warning: adapter {args.adapter} not found; the tuned column will equal the base", file=sys.stderr)
+    print(f"loading {args.base}" + (f" + {adapter}" if adapter else "") + " ...", flush=True)
+    pair = space.SideBySide(args.base, adapter, dtype=args.dtype)
+    app = build_app(pair, max_new_tokens=args.max_new_tokens, n_examples=args.examples)
+    app.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, share=False,
+                                                  show_error=True)
+
+
+if __name__ == "__main__":
+    main()

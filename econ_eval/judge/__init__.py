@@ -1,0 +1,1 @@
+"""LLM-as-judge, RAGAS scoring and data annotation over OpenAI-compatible endpoints."""

@@ -1,0 +1,142 @@
+"""``econ-eval annotate qa|signal``: extend the benchmark with any OpenAI-compatible model.
+
+- ``qa``: input JSON Lines of papers (``id`` or ``paper_id``, ``title``, ``abstract``) -> QA pairs
+  ``{"paper_id", "question", "answer", "evidence", "type"}`` like ``annotations/arxiv_econ_qa.jsonl``.
+- ``signal``: input JSON Lines of stories (``newid``, ``date``, ``title``, ``text``) -> labels
+  ``{"newid", "signal", "landmark", "reason"}`` like ``annotations/reuters_signal.jsonl``.
+
+Output lines are appended as they are made (nothing is lost on interruption) and a re-run skips the
+items already in the output, so it resumes. Every line is validated; a reply that breaks the format
+(e.g. evidence that is not verbatim in the abstract, a landmark without a signal) is rejected and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..io import DataError, read_jsonl
+from .client import BudgetExhausted, ChatClient
+from .prompts import (ANNOTATE_PROMPT_VERSION, QA_ANSWER_MAX_WORDS, QA_PAIRS_SCHEMA, QA_TYPES, SIGNAL_LABEL_SCHEMA,
+                      annotate_qa_messages, annotate_signal_messages)
+
+
+def _loads(text: str | None):
+    if not isinstance(text, str):
+        return None
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        return None
+    try:
+        return json.loads(text[start:end + 1], strict=False)
+    except json.JSONDecodeError:
+        return None
+
+
+def validate_qa_pairs(paper_id: str, abstract: str, reply: str | None) -> tuple[list[dict], list[str]]:
+    """Valid pairs from a reply, and the reasons for every rejected one."""
+    obj = _loads(reply)
+    if not isinstance(obj, dict) or not isinstance(obj.get("pairs"), list):
+        return [], ["reply is not {\"pairs\": [...]}"]
+    good, bad = [], []
+    for pair in obj["pairs"][:2]:
+        if not isinstance(pair, dict):
+            bad.append("pair is not an object")
+            continue
+        q, a, e, t = (pair.get(k) for k in ("question", "answer", "evidence", "type"))
+        if not all(isinstance(v, str) and v.strip() for v in (q, a, e, t)):
+            bad.append("missing field")
+        elif t not in QA_TYPES:
+            bad.append(f"type {t!r} not one of {QA_TYPES}")
+        elif e.strip() not in abstract:
+            bad.append("evidence is not a verbatim substring of the abstract")
+        elif len(a.split()) > QA_ANSWER_MAX_WORDS:
+            bad.append(f"answer longer than {QA_ANSWER_MAX_WORDS} words")
+        else:
+            good.append({"paper_id": paper_id, "question": q.strip(), "answer": a.strip(),
+                         "evidence": e.strip(), "type": t})
+    return good, bad
+
+
+def validate_signal(newid, reply: str | None) -> tuple[dict | None, str | None]:
+    """The label line from a reply, or ``(None, reason)``."""
+    obj = _loads(reply)
+    if not isinstance(obj, dict):
+        return None, "reply is not a JSON object"
+    sig, land, reason = obj.get("signal"), obj.get("landmark"), obj.get("reason")
+    if sig not in (0, 1) or land not in (0, 1) or isinstance(sig, bool) or isinstance(land, bool):
+        return None, "signal/landmark not 0 or 1"
+    if land > sig:
+        return None, "landmark=1 requires signal=1"
+    if not isinstance(reason, str):
+        return None, "reason missing"
+    return {"newid": newid, "signal": sig, "landmark": land, "reason": " ".join(reason.split()[:15])}, None
+
+
+def _read_inputs(kind: str, path: Path) -> list[dict]:
+    rows = read_jsonl(path)
+    need = ("title", "abstract") if kind == "qa" else ("newid", "title", "text")
+    for i, row in enumerate(rows, 1):
+        if kind == "qa" and not (row.get("id") or row.get("paper_id")):
+            raise DataError(f"{path}: line {i}: no 'id' (or 'paper_id'); every paper needs an identifier")
+        for field in need:
+            if row.get(field) in (None, ""):
+                raise DataError(f"{path}: line {i}: field '{field}' missing or empty; add it or drop the line")
+    return rows
+
+
+def annotate(kind: str, input_path: Path | str, output_path: Path | str, client: ChatClient, *,
+             concurrency: int = 1, limit: int | None = None, progress: bool = True, log=print) -> dict:
+    """Annotate ``input_path`` into ``output_path`` (appending, resumable); return the counts."""
+    from tqdm.auto import tqdm
+
+    if kind not in ("qa", "signal"):
+        raise ValueError("kind must be 'qa' or 'signal'")
+    input_path, output_path = Path(input_path), Path(output_path)
+    items = _read_inputs(kind, input_path)
+    key = "paper_id" if kind == "qa" else "newid"
+    done = {r.get(key) for r in read_jsonl(output_path)} if output_path.exists() else set()
+    ident = (lambda r: str(r.get("id") or r.get("paper_id"))) if kind == "qa" else (lambda r: r["newid"])
+    todo = [r for r in items if ident(r) not in done][:limit]
+    counts = {"inputs": len(items), "already_done": len(items) - len([r for r in items if ident(r) not in done]),
+              "annotated": 0, "lines_written": 0, "rejected": 0, "errors": 0, "budget_stopped": False}
+    rejections: dict[str, int] = {}
+
+    def work(item):
+        messages = annotate_qa_messages(item) if kind == "qa" else annotate_signal_messages(item)
+        schema = QA_PAIRS_SCHEMA if kind == "qa" else SIGNAL_LABEL_SCHEMA
+        try:
+            return item, client.chat(messages, prompt_version=ANNOTATE_PROMPT_VERSION, schema=schema)
+        except BudgetExhausted:
+            return item, None
+
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with output_path.open("a", encoding="utf-8") as out, ThreadPoolExecutor(max(1, concurrency)) as pool, \
+            tqdm(total=len(todo), desc=f"annotating {kind}", unit="item", disable=not progress) as bar:
+        for item, reply in pool.map(work, todo):
+            bar.update(1)
+            if reply is None:
+                counts["budget_stopped"] = True
+                continue
+            if reply.content is None:
+                counts["errors"] += 1
+                continue
+            if kind == "qa":
+                lines, bad = validate_qa_pairs(ident(item), item["abstract"], reply.content)
+            else:
+                line, reason = validate_signal(item["newid"], reply.content)
+                lines, bad = ([line] if line else []), ([reason] if reason else [])
+            for reason in bad:
+                rejections[reason] = rejections.get(reason, 0) + 1
+            counts["rejected"] += len(bad)
+            if lines:
+                counts["annotated"] += 1
+                out.write("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
+                out.flush()
+                counts["lines_written"] += len(lines)
+    counts.update(rejections=rejections, calls=client.calls, cache_hits=client.cache_hits,
+                  prompt_version=ANNOTATE_PROMPT_VERSION, model=client.model)
+    log(json.dumps(counts, indent=2))
+    return counts
+

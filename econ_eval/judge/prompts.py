@@ -1,0 +1,176 @@
+"""THE judge prompts: versioned rubrics that score logged generations 1-10 with a short rationale.
+
+Every judge call is built here, so a score can always be traced to a prompt version
+(``JUDGE_PROMPT_VERSION`` goes into every judge results file and every cache key).
+Change a rubric and bump the version: cached scores of the old version are then not reused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+JUDGE_PROMPT_VERSION = "1"
+
+#: Longest rationale kept (characters); the JSON schema asks the server to respect it.
+RATIONALE_MAX_CHARS = 300
+
+#: Structured output the judge must return.
+SCORE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "integer", "enum": list(range(1, 11))},
+        "rationale": {"type": "string", "maxLength": RATIONALE_MAX_CHARS},
+    },
+    "required": ["score", "rationale"],
+}
+
+_SYSTEM = ("You are a strict, fair economics professor grading answers. "
+           "Reply with a JSON object only: {\"score\": <integer 1-10>, \"rationale\": \"<one sentence>\"}.")
+
+_QA_RUBRIC = """Grade the ANSWER to the QUESTION about an economics paper.
+Compare it with the REFERENCE answer and the EVIDENCE from the paper's abstract.
+- 9-10: correct and complete: every point of the reference, nothing false.
+- 6-8: correct but incomplete, or one minor inaccuracy.
+- 3-5: partly correct; misses the main point or adds unsupported claims.
+- 1-2: wrong, off-topic, empty or unreadable.
+Judge content, not wording or length."""
+
+_TITLE_RUBRIC = """Grade the candidate TITLE for the economics paper whose ABSTRACT is given.
+The paper's TRUE TITLE is shown for reference; a different title can still be excellent.
+- 9-10: accurate, specific and concise; names the paper's subject and method or finding.
+- 6-8: accurate but generic, too long, or missing a key element.
+- 3-5: partly accurate or misleading; or not a title (a sentence, a summary).
+- 1-2: wrong subject, empty or unreadable."""
+
+
+def _qa_messages(sample: dict) -> list[dict]:
+    doc = sample["doc"]
+    user = (f"{_QA_RUBRIC}\n\nQUESTION: {doc['question']}\n\nREFERENCE: {doc['answer']}\n\n"
+            f"EVIDENCE: {doc.get('evidence', '')}\n\nANSWER: {sample['response']}\n\n"
+            "Return the JSON object.")
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
+
+
+def _title_messages(sample: dict) -> list[dict]:
+    doc = sample["doc"]
+    user = (f"{_TITLE_RUBRIC}\n\nABSTRACT: {doc['abstract']}\n\nTRUE TITLE: {doc['title']}\n\n"
+            f"TITLE: {sample['response']}\n\nReturn the JSON object.")
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
+
+
+#: judge metric -> (tasks it applies to, message builder)
+JUDGE_METRICS = {
+    "qa_correctness": (("econ_qa", "econ_qa_rag"), _qa_messages),
+    "title_quality": (("econ_titles",), _title_messages),
+}
+
+
+def judge_messages(metric: str, sample: dict) -> list[dict]:
+    """Chat messages asking the judge to score one logged sample (``doc`` + ``response``) on ``metric``."""
+    if metric not in JUDGE_METRICS:
+        raise ValueError(f"unknown judge metric {metric!r}; choose from {sorted(JUDGE_METRICS)}")
+    return JUDGE_METRICS[metric][1](sample)
+
+
+def metrics_for_task(task: str) -> list[str]:
+    """The judge metrics that apply to an lm-eval task name."""
+    return [m for m, (tasks, _) in JUDGE_METRICS.items() if task in tasks]
+
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.S)
+
+
+def parse_judgement(text: str | None) -> tuple[float, str | None]:
+    """Strictly parse a judge reply: ``(score, rationale)``, or ``(nan, None)`` if it is not valid.
+
+    Valid = one JSON object (optionally wrapped in prose or a code fence) with an integer
+    ``score`` in 1..10 and a string ``rationale``. Anything else is NaN, never a guessed number.
+    """
+    if not isinstance(text, str):
+        return math.nan, None
+    m = _JSON_OBJECT.search(text)
+    if not m:
+        return math.nan, None
+    try:
+        obj = json.loads(m.group(0), strict=False)
+    except json.JSONDecodeError:
+        return math.nan, None
+    if not isinstance(obj, dict):
+        return math.nan, None
+    score, rationale = obj.get("score"), obj.get("rationale")
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or score != int(score):
+        return math.nan, None
+    if not 1 <= score <= 10 or not isinstance(rationale, str):
+        return math.nan, None
+    return float(score), rationale.strip()[:RATIONALE_MAX_CHARS]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Annotation: the data-making side of the judge (`econ-eval annotate qa|signal`). The task definitions
+# follow the project's annotation briefs, so new data matches the format of the shipped annotations.
+ANNOTATE_PROMPT_VERSION = "1"
+
+QA_TYPES = ("contribution", "method", "data", "finding", "setting", "definition", "implication")
+QA_ANSWER_MAX_WORDS = 45
+
+QA_PAIRS_SCHEMA = {
+    "type": "object",
+    "properties": {"pairs": {"type": "array", "minItems": 1, "maxItems": 2, "items": {
+        "type": "object",
+        "properties": {"question": {"type": "string", "maxLength": 400},
+                       "answer": {"type": "string", "maxLength": 400},
+                       "evidence": {"type": "string", "maxLength": 1500},
+                       "type": {"type": "string", "enum": list(QA_TYPES)}},
+        "required": ["question", "answer", "evidence", "type"]}}},
+    "required": ["pairs"],
+}
+
+SIGNAL_LABEL_SCHEMA = {
+    "type": "object",
+    "properties": {"signal": {"type": "integer", "enum": [0, 1]},
+                   "landmark": {"type": "integer", "enum": [0, 1]},
+                   "reason": {"type": "string", "maxLength": 120}},
+    "required": ["signal", "landmark", "reason"],
+}
+
+_QA_ANNOTATOR = f"""You are an expert economist writing a benchmark. For the economics paper below, write TWO
+question-answer pairs a researcher might ask, answerable from the abstract alone.
+- question: self-contained and specific: name the paper's subject, setting or method so the paper could be found
+  among thousands of abstracts from the question alone; never "this paper" or "the authors" without saying which;
+  do not copy the title; do not put the answer in the question.
+- answer: correct and fully supported by the abstract; one or two sentences, at most {QA_ANSWER_MAX_WORDS} words,
+  plain text (write LaTeX such as $\\beta$ in words).
+- evidence: the sentence(s) of the abstract that support the answer, copied VERBATIM.
+- type: one of {", ".join(QA_TYPES)}. The two pairs ask about different things (prefer concrete findings,
+  methods, data and settings).
+If the abstract is too thin for two good questions, return one pair.
+Reply with JSON only: {{"pairs": [{{"question": ..., "answer": ..., "evidence": ..., "type": ...}}, ...]}}"""
+
+_SIGNAL_ANNOTATOR = """You are an experienced buy-side financial analyst labelling 1987 Reuters stories.
+signal = 1 if the story reports a NEW, MATERIAL, NON-ROUTINE event an investor would act on because it is likely
+to move a company's securities, a sector, a commodity, a currency or a market: announced takeover bids, mergers,
+large stake purchases; earnings surprises, profit warnings, dividend cuts or unusual special dividends; credit-rating
+changes, defaults, bankruptcies, rescues; central-bank or government policy DECISIONS (rates, currency
+intervention, taxes, tariffs, quotas, deregulation); supply or demand shocks (OPEC decisions, strikes, embargoes,
+discoveries); major contracts, approvals, restructurings; macro data that surprised markets.
+signal = 0 for routine or informational items: plain results tables, usual dividends, bond/note issues, tenders
+and auctions, money-market operations, routine statistics, price quotes and market wraps, forecasts and
+commentary, minor appointments, small deals, denied rumours.
+landmark = 1 only for exceptional news that later showed lasting impact for a sector, an economy or the world
+(the story that reports the event itself); every landmark is also a signal; usually 0.
+Reply with JSON only: {"signal": 0 or 1, "landmark": 0 or 1, "reason": "<= 15 words"}"""
+
+
+def annotate_qa_messages(paper: dict) -> list[dict]:
+    """Messages asking for two QA pairs about one paper (``title``, ``abstract``)."""
+    return [{"role": "system", "content": _QA_ANNOTATOR},
+            {"role": "user", "content": f"Title: {paper['title']}\n\nAbstract: {paper['abstract']}"}]
+
+
+def annotate_signal_messages(story: dict, story_chars: int = 600) -> list[dict]:
+    """Messages asking for the signal/landmark labels of one story (``date``, ``title``, ``text``)."""
+    text = " ".join(str(story.get("text", "")).split())[:story_chars]
+    return [{"role": "system", "content": _SIGNAL_ANNOTATOR},
+            {"role": "user", "content": f"Date: {story.get('date', '')}\nHeadline: {story['title']}\nStory: {text}"}]

@@ -1,0 +1,182 @@
+"""Judge lm-eval's logged samples after the fact: ``econ-eval judge RUN_DIR``.
+
+Reads the ``samples_<task>_<timestamp>.jsonl`` files that ``lm_eval --log_samples`` wrote, asks the
+judge to score each generation with the rubrics of :mod:`econ_eval.judge.prompts`, and writes
+``judge_<judge-model>_<timestamp>.json`` beside them. lm-eval's files are only read, never changed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..io import DataError, atomic_write_json, read_jsonl, sha256_file
+from .client import BudgetExhausted, ChatClient, base_url_host
+from .prompts import JUDGE_METRICS, JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task, \
+    parse_judgement
+
+_SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl$")
+
+#: Why a sample has no score.
+MISSING_REASONS = ("unparseable", "error", "budget", "empty_response")
+
+
+def sample_files(run_dir: Path | str) -> dict[str, Path]:
+    """The newest ``samples_<task>_*.jsonl`` per task in a run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: not a folder; pass the folder lm_eval --log_samples wrote to "
+                        "(e.g. results/smollm2-135m)")
+    newest: dict[str, tuple[str, Path]] = {}
+    for path in run_dir.glob("samples_*.jsonl"):
+        m = _SAMPLES_RE.match(path.name)
+        if m and (m["task"] not in newest or m["stamp"] > newest[m["task"]][0]):
+            newest[m["task"]] = (m["stamp"], path)
+    return {task: path for task, (_, path) in sorted(newest.items())}
+
+
+def logged_response(row: dict, path: Path) -> str:
+    """The (filtered) generation of one logged sample."""
+    resp = row.get("filtered_resps")
+    if isinstance(resp, list) and resp and isinstance(resp[0], str):
+        return resp[0]
+    resps = row.get("resps")
+    if isinstance(resps, list) and resps and isinstance(resps[0], list) and resps[0] and isinstance(resps[0][0], str):
+        return resps[0][0]
+    raise DataError(f"{path}: doc_id {row.get('doc_id')}: no text in 'filtered_resps' or 'resps'; judge only "
+                    "generation tasks logged with --log_samples")
+
+
+def load_judgeable(run_dir: Path | str, metrics: list[str] | None = None, tasks: list[str] | None = None,
+                   limit: int | None = None) -> list[dict]:
+    """Jobs (task, metric, doc_id, doc, response) for every logged sample a judge metric applies to."""
+    files = sample_files(run_dir)
+    if metrics:
+        unknown = sorted(set(metrics) - set(JUDGE_METRICS))
+        if unknown:
+            raise ValueError(f"unknown judge metric(s) {unknown}; choose from {sorted(JUDGE_METRICS)}")
+    jobs = []
+    for task, path in files.items():
+        if tasks and task not in tasks:
+            continue
+        task_metrics = [m for m in metrics_for_task(task) if not metrics or m in metrics]
+        if not task_metrics:
+            continue
+        rows = read_jsonl(path)
+        rows.sort(key=lambda r: r.get("doc_id", 0))
+        for row in rows[:limit] if limit else rows:
+            for field in ("doc_id", "doc"):
+                if field not in row:
+                    raise DataError(f"{path}: a line has no '{field}'; is this an lm-eval samples file?")
+            sample = {"task": task, "doc_id": row["doc_id"], "doc": row["doc"],
+                      "response": logged_response(row, path), "samples_file": path.name}
+            jobs += [dict(sample, metric=m) for m in task_metrics]
+    if not jobs:
+        raise DataError(f"{run_dir}: no logged samples of a judgeable task "
+                        f"({', '.join(sorted({t for ts, _ in JUDGE_METRICS.values() for t in ts}))}); "
+                        "run lm_eval with --log_samples on those tasks first")
+    return jobs
+
+
+def _judge_one(client: ChatClient, job: dict, stop: dict) -> dict:
+    out = {"task": job["task"], "metric": job["metric"], "doc_id": job["doc_id"], "score": None,
+           "rationale": None, "cached": False, "status": "scored", "error": None}
+    if not job["response"].strip():
+        out["status"] = "empty_response"
+        return out
+    messages = judge_messages(job["metric"], job)
+    try:
+        reply = client.chat(messages, prompt_version=JUDGE_PROMPT_VERSION, schema=SCORE_SCHEMA)
+    except BudgetExhausted as exc:
+        stop["budget"] = True
+        out.update(status="budget", error=str(exc))
+        return out
+    out["cached"] = reply.cached
+    if reply.content is None:
+        out.update(status="error", error=reply.error)
+        return out
+    score, rationale = parse_judgement(reply.content)
+    if math.isnan(score):
+        out.update(status="unparseable", error=f"reply not a valid judgement: {reply.content[:200]!r}")
+    else:
+        out.update(score=score, rationale=rationale)
+    return out
+
+
+def summarise(scored: list[dict]) -> dict:
+    """Per ``task/metric``: mean and standard error over scored samples, and missing counts by reason."""
+    groups: dict[str, list[dict]] = {}
+    for s in scored:
+        groups.setdefault(f"{s['task']}/{s['metric']}", []).append(s)
+    out = {}
+    for key, rows in sorted(groups.items()):
+        vals = [r["score"] for r in rows if r["score"] is not None]
+        missing = {reason: sum(r["status"] == reason for r in rows) for reason in MISSING_REASONS}
+        out[key] = {
+            "mean": statistics.fmean(vals) if vals else None,
+            "stderr": statistics.stdev(vals) / math.sqrt(len(vals)) if len(vals) > 1 else None,
+            "n": len(rows), "n_scored": len(vals), "n_missing": len(rows) - len(vals),
+            "missing_by_reason": {k: v for k, v in missing.items() if v},
+        }
+    return out
+
+
+def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | None = None,
+              tasks: list[str] | None = None, limit: int | None = None, concurrency: int = 1,
+              progress: bool = True, log=print) -> Path:
+    """Score a run's logged samples with ``client``; write ``judge_<model>_<stamp>.json``; return its path."""
+    from tqdm.auto import tqdm
+
+    run_dir = Path(run_dir)
+    jobs = load_judgeable(run_dir, metrics, tasks, limit)
+    stop: dict = {}
+    started = time.perf_counter()
+    results: list[dict | None] = [None] * len(jobs)
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
+            tqdm(total=len(jobs), desc=f"judging with {client.model}", unit="sample", disable=not progress) as bar:
+        futures = {pool.submit(_judge_one, client, job, stop): i for i, job in enumerate(jobs)}
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            bar.update(1)
+            bar.set_postfix(calls=client.calls, cached=client.cache_hits)
+    wall = time.perf_counter() - started
+    per_sample = [r for r in results if r is not None]
+    summary = summarise(per_sample)
+    files = sorted({j["samples_file"] for j in jobs})
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
+    report = {
+        "judge_model": client.model,
+        "judge_base_url_host": base_url_host(client.base_url),
+        "judge_prompt_version": JUDGE_PROMPT_VERSION,
+        "response_format": client.response_format,
+        "run_dir": str(run_dir),
+        "samples_files": {name: sha256_file(run_dir / name) for name in files},
+        "metrics": sorted({j["metric"] for j in jobs}),
+        "limit": limit,
+        "concurrency": concurrency,
+        "max_calls": client.max_calls,
+        "calls_made": client.calls,
+        "cache_hits": client.cache_hits,
+        "complete": not stop.get("budget"),
+        "wall_time_s": round(wall, 2),
+        "samples_per_s": round(len(per_sample) / wall, 3) if wall > 0 else None,
+        "created": stamp,
+        "results": summary,
+        "samples": per_sample,
+    }
+    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", client.model).strip("-") or "judge"
+    path = atomic_write_json(run_dir / f"judge_{safe_model}_{stamp}.json", report, overwrite=False)
+    for key, s in summary.items():
+        mean = "nan" if s["mean"] is None else f"{s['mean']:.2f}"
+        se = "" if s["stderr"] is None else f" ± {s['stderr']:.2f}"
+        log(f"{key:<32} {mean}{se}  scored {s['n_scored']}/{s['n']}"
+            + (f"  missing {s['missing_by_reason']}" if s["n_missing"] else ""))
+    log(f"calls {client.calls}, cache hits {client.cache_hits}, {wall:.1f} s"
+        + ("" if report["complete"] else " — stopped at the call budget; run again to resume (cached scores are reused)"))
+    log(f"wrote {path}")
+    return path

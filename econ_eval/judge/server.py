@@ -1,0 +1,111 @@
+"""The offline judge endpoint: llama.cpp's OpenAI-compatible server on 127.0.0.1 serving a GGUF model.
+
+``econ-eval serve-judge`` and the tests use :func:`start_llama_server`. The server comes from
+``llama-cpp-python[server]`` (installed by the project's setup; built from source, ~8 min once).
+A 135M judge only proves the plumbing; for real scores point ``--judge-base-url`` at a
+GPT-4-class endpoint or a local vLLM / Ollama server of a strong model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import config
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaServer:
+    """A running llama.cpp server process; ``base_url`` is its OpenAI-compatible root (``.../v1``)."""
+
+    def __init__(self, proc: subprocess.Popen, base_url: str, log_path: Path, alias: str):
+        self.proc, self.base_url, self.log_path, self.alias = proc, base_url, log_path, alias
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the server (SIGTERM, then SIGKILL)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def server_command(gguf: Path, *, port: int, threads: int, n_ctx: int, alias: str) -> list[str]:
+    """The command line that starts llama-cpp-python's server bound to 127.0.0.1 only."""
+    return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+            "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads), "--n_ctx", str(n_ctx),
+            # queue concurrent requests instead of interrupting a running stream
+            "--interrupt_requests", "false"]
+
+
+def start_llama_server(model: str = "smollm2-135m", *, port: int | None = None, threads: int | None = None,
+                       n_ctx: int = 4096, ready_timeout: float = 120, log_path: Path | None = None) -> LlamaServer:
+    """Start the llama.cpp server for a registered model (or a ``.gguf`` path) and wait until it answers."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("llama-cpp-python is not installed: run `make setup` (or "
+                           "pip install 'llama-cpp-python[server]')") from exc
+    from ..models import fetch_model, gguf_path
+
+    if model.endswith(".gguf"):
+        gguf, alias = Path(model), Path(model).stem
+        if not gguf.is_file():
+            raise FileNotFoundError(f"{gguf}: no such GGUF file")
+    else:
+        fetch_model(model, log=lambda m: print(m, file=sys.stderr))
+        gguf, alias = gguf_path(model), model
+    port = port or free_port()
+    threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1)
+    log_path = log_path or config.home_dir() / "logs" / f"llama-server-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(server_command(gguf, port=port, threads=threads, n_ctx=n_ctx, alias=alias),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = LlamaServer(proc, f"http://127.0.0.1:{port}/v1", log_path, alias)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama.cpp server exited with code {proc.returncode}; log {log_path}:\n"
+                               f"{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(server.base_url + "/models", timeout=2) as resp:
+                if resp.status == 200 and json.load(resp).get("data"):
+                    return server
+        except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+            pass
+        time.sleep(0.3)
+    server.stop()
+    raise TimeoutError(f"llama.cpp server not ready after {ready_timeout:.0f} s; log {log_path}:\n{server.log_tail()}")
+
+
+@contextmanager
+def llama_server(model: str = "smollm2-135m", **kwargs):
+    """Context manager around :func:`start_llama_server` that always stops the server."""
+    server = start_llama_server(model, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()

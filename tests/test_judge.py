@@ -1,0 +1,295 @@
+"""The judge against a real llama.cpp server on 127.0.0.1 (started here), plus failing endpoints.
+
+Logged samples are real: the first lines of the embedded model's published econ_qa / econ_titles runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from econ_eval.judge.client import ChatClient, ReplyCache, base_url_host
+from econ_eval.judge.prompts import (JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task,
+                                     parse_judgement)
+from econ_eval.judge.run import judge_run, load_judgeable, sample_files
+
+REPO = Path(__file__).resolve().parent.parent
+PUBLISHED_RUN = REPO / "results" / "smollm2-135m"
+
+
+# ------------------------------------------------------------------ unit: prompts and parsing
+@pytest.mark.parametrize("text,expected", [
+    ('{"score": 7, "rationale": "good"}', 7.0),
+    ('Sure! ```json\n{"score": 10, "rationale": "complete"}\n```', 10.0),
+    ('{"score": 7.0, "rationale": "ok"}', 7.0),
+    ('{"score": 0, "rationale": "x"}', math.nan),        # out of range
+    ('{"score": 11, "rationale": "x"}', math.nan),
+    ('{"score": "7", "rationale": "x"}', math.nan),      # strings are not scores
+    ('{"score": 6.5, "rationale": "x"}', math.nan),
+    ('{"score": true, "rationale": "x"}', math.nan),
+    ('{"score": 5}', math.nan),                          # no rationale
+    ("I would give it a 7", math.nan),                   # no guessing from prose
+    ("", math.nan), (None, math.nan),
+])
+def test_parse_judgement_is_strict(text, expected):
+    score, rationale = parse_judgement(text)
+    if math.isnan(expected):
+        assert math.isnan(score) and rationale is None
+    else:
+        assert score == expected and isinstance(rationale, str)
+
+
+def test_judge_messages_carry_the_sample():
+    sample = {"doc": {"question": "Q?", "answer": "REF", "evidence": "EVID", "abstract": "ABS", "title": "T"},
+              "response": "RESP"}
+    qa = judge_messages("qa_correctness", sample)[-1]["content"]
+    assert all(x in qa for x in ("Q?", "REF", "EVID", "RESP"))
+    title = judge_messages("title_quality", sample)[-1]["content"]
+    assert all(x in title for x in ("ABS", "T", "RESP"))
+    assert metrics_for_task("econ_qa_rag") == ["qa_correctness"] and metrics_for_task("econ_mmlu") == []
+    with pytest.raises(ValueError, match="unknown judge metric"):
+        judge_messages("vibes", sample)
+
+
+def test_cache_key_depends_on_model_version_and_content(tmp_path):
+    msgs = [{"role": "user", "content": "a"}]
+    k = ReplyCache.key("m", "1", msgs, SCORE_SCHEMA)
+    assert k == ReplyCache.key("m", "1", [{"role": "user", "content": "a"}], SCORE_SCHEMA)
+    assert len({k, ReplyCache.key("m2", "1", msgs, SCORE_SCHEMA), ReplyCache.key("m", "2", msgs, SCORE_SCHEMA),
+                ReplyCache.key("m", "1", [{"role": "user", "content": "b"}], SCORE_SCHEMA)}) == 4
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    cache.put(k, "m", "1", "reply")
+    assert ReplyCache(tmp_path / "c.sqlite").get(k) == "reply"  # persisted across instances
+
+
+def test_base_url_host_never_records_secrets():
+    assert base_url_host("https://user:sk-secret@api.example.com/v1?token=x") == "api.example.com"
+    assert base_url_host("http://127.0.0.1:8090/v1") == "127.0.0.1:8090"
+
+
+def test_no_key_for_a_remote_endpoint_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        ChatClient("gpt-4o", base_url="https://api.example.com/v1", cache=ReplyCache(tmp_path / "c.sqlite"))
+
+
+# ------------------------------------------------------------------ fixtures: logged samples, servers
+@pytest.fixture
+def run_dir(tmp_path):
+    """A run folder with the first 3 logged econ_qa and 2 econ_titles samples of the published base run."""
+    if not PUBLISHED_RUN.is_dir():
+        pytest.skip("published base run not found")
+    out = tmp_path / "run"
+    out.mkdir()
+    for task, n in (("econ_qa", 3), ("econ_titles", 2)):
+        src = sorted(PUBLISHED_RUN.glob(f"samples_{task}_*.jsonl"))[-1]
+        lines = src.read_text().splitlines()[:n]
+        (out / src.name).write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory):
+    """The real llama.cpp OpenAI-compatible server on 127.0.0.1, serving the embedded GGUF."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is installed by `make setup`")
+    from econ_eval.judge.server import start_llama_server
+
+    server = start_llama_server("smollm2-135m", threads=2, n_ctx=4096,
+                                log_path=tmp_path_factory.mktemp("llama") / "server.log")
+    yield server
+    server.stop()
+
+
+class _GarbageHandler(BaseHTTPRequestHandler):
+    mode = "garbage"
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.mode == "garbage":
+            body = b"<html>this is not JSON"
+        else:  # a well-formed completion whose content is not a judgement
+            body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "banana"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(params=["garbage", "nonsense"])
+def bad_server(request):
+    handler = type("H", (_GarbageHandler,), {"mode": request.param})
+    httpd = HTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield request.param, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+# ------------------------------------------------------------------ end to end
+def test_load_judgeable_reads_logged_samples(run_dir):
+    assert set(sample_files(run_dir)) == {"econ_qa", "econ_titles"}
+    jobs = load_judgeable(run_dir)
+    assert len(jobs) == 5 and {j["metric"] for j in jobs} == {"qa_correctness", "title_quality"}
+    assert all(j["response"] for j in jobs)
+    assert len(load_judgeable(run_dir, metrics=["title_quality"])) == 2
+    with pytest.raises(ValueError, match="unknown judge metric"):
+        load_judgeable(run_dir, metrics=["vibes"])
+
+
+def test_judge_end_to_end_with_cache_and_resume(llama, run_dir, tmp_path):
+    before = _snapshot(run_dir)
+    cache = ReplyCache(tmp_path / "cache.sqlite")
+    client = ChatClient(llama.alias, base_url=llama.base_url, cache=cache, max_tokens=96)
+    path = judge_run(run_dir, client, concurrency=2, progress=False, log=lambda m: None)
+    report = json.loads(path.read_text())
+    # lm-eval's files are untouched; ours is new
+    after = _snapshot(run_dir)
+    assert {k: v for k, v in after.items() if k in before} == before and path.name.startswith("judge_smollm2-135m_")
+    assert report["judge_base_url_host"].startswith("127.0.0.1:") and report["judge_prompt_version"] == JUDGE_PROMPT_VERSION
+    assert report["calls_made"] == 5 and report["cache_hits"] == 0 and report["complete"]
+    qa = report["results"]["econ_qa/qa_correctness"]
+    assert qa["n"] == 3 and qa["n_scored"] + qa["n_missing"] == 3
+    # the small judge, constrained by the JSON schema, returns parseable scores
+    assert qa["n_scored"] >= 2 and 1 <= qa["mean"] <= 10
+    scored = [s for s in report["samples"] if s["score"] is not None]
+    assert all(1 <= s["score"] <= 10 and isinstance(s["rationale"], str) for s in scored)
+
+    # second run: zero calls, identical scores
+    client2 = ChatClient(llama.alias, base_url=llama.base_url, cache=cache, max_tokens=96)
+    report2 = json.loads(judge_run(run_dir, client2, progress=False, log=lambda m: None).read_text())
+    assert report2["calls_made"] == 0 and report2["cache_hits"] == 5
+    assert [s["score"] for s in report2["samples"]] == [s["score"] for s in report["samples"]]
+
+
+def test_budget_stops_cleanly_and_resumes(llama, run_dir, tmp_path):
+    cache = ReplyCache(tmp_path / "cache.sqlite")
+    client = ChatClient(llama.alias, base_url=llama.base_url, cache=cache, max_calls=2, max_tokens=96)
+    report = json.loads(judge_run(run_dir, client, metrics=["qa_correctness"], progress=False,
+                                  log=lambda m: None).read_text())
+    qa = report["results"]["econ_qa/qa_correctness"]
+    assert not report["complete"] and report["calls_made"] == 2
+    assert qa["missing_by_reason"].get("budget") == 1 and qa["n"] == 3
+    # resume: the two judged samples come from the cache, only the third costs a call
+    client2 = ChatClient(llama.alias, base_url=llama.base_url, cache=cache, max_tokens=96)
+    report2 = json.loads(judge_run(run_dir, client2, metrics=["qa_correctness"], progress=False,
+                                   log=lambda m: None).read_text())
+    assert report2["complete"] and report2["cache_hits"] == 2 and report2["calls_made"] == 1
+
+
+def test_closed_port_counts_every_sample_as_missing(run_dir, tmp_path):
+    from econ_eval.judge.server import free_port
+
+    client = ChatClient("judge", base_url=f"http://127.0.0.1:{free_port()}/v1", retries=1, backoff=0.01,
+                        timeout=5, cache=ReplyCache(tmp_path / "c.sqlite"))
+    report = json.loads(judge_run(run_dir, client, progress=False, log=lambda m: None).read_text())
+    for summary in report["results"].values():
+        assert summary["n_scored"] == 0 and summary["mean"] is None
+        assert summary["missing_by_reason"] == {"error": summary["n"]}
+    assert report["calls_made"] == 10  # 5 samples x (1 try + 1 retry)
+    assert all("APIConnectionError" in s["error"] for s in report["samples"])
+
+
+def test_a_server_returning_garbage_gives_nan_not_a_crash(bad_server, run_dir, tmp_path):
+    mode, url = bad_server
+    client = ChatClient("judge", base_url=url, retries=0, timeout=5, cache=ReplyCache(tmp_path / "c.sqlite"))
+    report = json.loads(judge_run(run_dir, client, progress=False, log=lambda m: None).read_text())
+    reason = "error" if mode == "garbage" else "unparseable"
+    for summary in report["results"].values():
+        assert summary["n_scored"] == 0 and summary["missing_by_reason"] == {reason: summary["n"]}
+
+
+def test_judge_cli_reports_a_bad_run_dir(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "judge", str(tmp_path / "nope"),
+                           "--judge-model", "m", "--judge-base-url", "http://127.0.0.1:9/v1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "not a folder" in proc.stderr
+
+
+def test_serve_judge_cli_prints_the_base_url_and_stops(tmp_path):
+    pytest.importorskip("llama_cpp")
+    import os
+    import signal
+
+    from econ_eval.judge.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "econ_eval.cli", "serve-judge", "--port", str(port),
+                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        first = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/v1" in first, first + proc.stderr.read() if proc.poll() else first
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as resp:
+            assert json.load(resp)["data"][0]["id"] == "smollm2-135m"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with pytest.raises(Exception):  # the server is gone with it
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+
+
+# ------------------------------------------------------------------ annotate with the local server
+def test_annotate_signal_appends_valid_lines_and_resumes(llama, tmp_path):
+    from econ_eval.judge.annotate import annotate
+
+    stories = [{"newid": 1, "date": "2-MAR-1987", "title": "TEXACO FILES FOR CHAPTER 11",
+                "text": "Texaco Inc said it filed for protection under Chapter 11 of the bankruptcy code."},
+               {"newid": 2, "date": "3-MAR-1987", "title": "ACME CORP QTR NET",
+                "text": "Shr 10 cts vs nine cts Net 1.2 mln vs 1.1 mln Revs 20 mln vs 19 mln"}]
+    inp, out = tmp_path / "stories.jsonl", tmp_path / "labels.jsonl"
+    inp.write_text("".join(json.dumps(s) + "\n" for s in stories))
+    client = ChatClient(llama.alias, base_url=llama.base_url, cache=ReplyCache(tmp_path / "c.sqlite"), max_tokens=80)
+    counts = annotate("signal", inp, out, client, progress=False, log=lambda m: None)
+    assert counts["annotated"] + counts["rejected"] + counts["errors"] == 2
+    lines = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    assert len(lines) == counts["lines_written"]
+    for line in lines:  # the format of shared/data/annotations/reuters_signal.jsonl
+        assert set(line) == {"newid", "signal", "landmark", "reason"} and line["landmark"] <= line["signal"]
+    again = annotate("signal", inp, out, client, progress=False, log=lambda m: None)
+    assert again["already_done"] == counts["annotated"]
+
+
+def test_annotation_validators():
+    from econ_eval.judge.annotate import validate_qa_pairs, validate_signal
+
+    abstract = "We study X. We find that Y rises by 3%."
+    good, bad = validate_qa_pairs("p1", abstract, json.dumps({"pairs": [
+        {"question": "In the study of X, what happens to Y?", "answer": "Y rises by 3%.",
+         "evidence": "We find that Y rises by 3%.", "type": "finding"},
+        {"question": "q", "answer": "a", "evidence": "not in the abstract", "type": "method"}]}))
+    assert [g["paper_id"] for g in good] == ["p1"] and bad == ["evidence is not a verbatim substring of the abstract"]
+    assert validate_qa_pairs("p1", abstract, "no json")[1]
+    assert validate_signal(5, '{"signal": 1, "landmark": 0, "reason": "bid"}')[0] == \
+        {"newid": 5, "signal": 1, "landmark": 0, "reason": "bid"}
+    assert validate_signal(5, '{"signal": 0, "landmark": 1, "reason": "x"}') == (None, "landmark=1 requires signal=1")
+
+
+def test_annotate_rejects_inputs_without_ids(tmp_path):
+    from econ_eval.io import DataError
+    from econ_eval.judge.annotate import annotate
+
+    inp = tmp_path / "papers.jsonl"
+    inp.write_text(json.dumps({"title": "t", "abstract": "a"}) + "\n")
+    client = ChatClient("m", base_url="http://127.0.0.1:9/v1", cache=ReplyCache(tmp_path / "c.sqlite"))
+    with pytest.raises(DataError, match=r"papers.jsonl: line 1: no 'id'"):
+        annotate("qa", inp, tmp_path / "out.jsonl", client, progress=False)
