@@ -138,7 +138,7 @@ def _cmd_quickstart(args) -> int:
     Results go to ``results/runs/<system>/`` (git-ignored) unless ``--output`` says otherwise, so a
     newcomer's run never mixes with the published ones in ``results/<system>/``.
     """
-    from .evaluate import EvalSpec, load_results, run_suite, system_name
+    from .evaluate import load_results, run_suite, system_name
     from .io import DataError
     from .lm_tasks import bundle_path
     from .report import format_table

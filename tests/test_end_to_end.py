@@ -88,3 +88,23 @@ def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
         assert len(s["doc"]["context_ids"]) == 3 and s["doc"]["question"] in s["arguments"]["gen_args_0"]["arg_0"]
         assert s["hit_rate"] == float(s["doc"]["paper_id"] in s["doc"]["context_ids"])
     assert (bundle_env / "index" / "faiss.index").is_file()  # built once, cached with the bundle
+
+
+def test_quickstart_prints_base_and_tuned_side_by_side(model_dir, bundle_env, tmp_path):
+    """The README's first command: base model, then the published CPU LoRA adapter, one table."""
+    import os
+
+    from econ_eval.config import REPO_ROOT
+
+    adapter = REPO_ROOT / "adapters" / "smollm2-135m-lora"
+    if not (adapter / "adapter_model.safetensors").is_file():
+        pytest.skip("published adapter not found")
+    env = {**os.environ, "ECON_EVAL_RESULTS": str(tmp_path / "results"), "ECON_EVAL_DATA": str(bundle_env)}
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "quickstart", "--tasks", "econ_signal",
+                           "--limit", "2"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "reusing the adapter" in proc.stdout
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| task | metric |"))
+    assert "smollm2-135m (base)" in header and "smollm2-135m-lora (tuned)" in header
+    runs = tmp_path / "results" / "runs"
+    assert list((runs / "smollm2-135m").glob("results_*.json")) and list((runs / "smollm2-135m-lora").glob("results_*.json"))

@@ -155,3 +155,79 @@ def test_lora_vs_loraplus_comparison_logic():
     assert doc["runs"]["loraplus"]["steps_to_target"] < doc["runs"]["lora"]["steps_to_target"]
     assert doc["speedup_steps_to_target"] == pytest.approx(
         doc["runs"]["lora"]["steps_to_target"] / doc["runs"]["loraplus"]["steps_to_target"], abs=1e-3)
+
+
+# ------------------------------------------------------------------ QLoRA on this CPU (bitsandbytes 4-bit)
+def _lora_b_grads(model, ids):
+    import torch
+
+    model.zero_grad()
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    # a parameter the backward pass never reached counts as a zero gradient
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().flatten()
+                      for n, p in sorted(model.named_parameters()) if "lora_B" in n])
+
+
+def _qlora_and_reference():
+    """The 4-bit model as econ-eval's trainer loads it, and an fp32 twin holding its dequantised weights,
+    both with the same LoRA initialisation."""
+    import bitsandbytes as bnb
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from econ_eval.finetune.train import _load_model
+    from econ_eval.models import fetch_model
+
+    path = str(fetch_model("smollm2-135m"))
+    recipe = Recipe(method="qlora", bnb_4bit_compute_dtype="float32")
+    q = _load_model(recipe, path, on_gpu=False)
+    ref = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    ref_modules = dict(ref.named_modules())
+    n4 = 0
+    for name, module in q.named_modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            w = bnb.functional.dequantize_4bit(module.weight.data, module.weight.quant_state).float()
+            ref_modules[name].weight.data.copy_(w.reshape(ref_modules[name].weight.shape))
+            n4 += 1
+    lora = dict(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    torch.manual_seed(0)
+    q = get_peft_model(q, LoraConfig(**lora))
+    torch.manual_seed(0)
+    ref = get_peft_model(ref, LoraConfig(**lora))
+    return q, ref, n4
+
+
+@pytest.mark.slow
+def test_qlora_trains_on_cpu_with_correct_gradients():
+    """bitsandbytes 4-bit nf4 on CPU: LoRA gradients equal those of an fp32 model with the same weights."""
+    pytest.importorskip("bitsandbytes")
+    import torch
+
+    q, ref, n4 = _qlora_and_reference()
+    assert n4 > 100  # every linear layer of the body is 4-bit
+    ids = torch.tensor([[1, 504, 3250, 314, 2683, 1248, 982, 30, 1159, 2]])
+    gq, gr = _lora_b_grads(q, ids), _lora_b_grads(ref, ids)
+    cos = torch.nn.functional.cosine_similarity(gq, gr, dim=0).item()
+    assert cos > 0.98, f"4-bit LoRA gradients differ from the dequantised reference (cosine {cos:.3f})"
+
+
+@pytest.mark.slow
+def test_bitsandbytes_cpu_hazard_inference_before_training_breaks_gradients():
+    """Known bitsandbytes-on-CPU hazard that econ-eval's trainer avoids (no inference before training).
+
+    A no-grad forward repacks the 4-bit weights; gradients after it are wrong. If this test starts
+    failing, bitsandbytes fixed it and the restriction in ``finetune/train.py`` can go.
+    """
+    pytest.importorskip("bitsandbytes")
+    import torch
+
+    q, ref, _ = _qlora_and_reference()
+    ids = torch.tensor([[1, 504, 3250, 314, 2683, 1248, 982, 30, 1159, 2]])
+    with torch.no_grad():
+        q.eval()(input_ids=ids)
+    q.train()
+    gq, gr = _lora_b_grads(q, ids), _lora_b_grads(ref, ids)
+    cos = torch.nn.functional.cosine_similarity(gq, gr, dim=0).item()
+    assert cos < 0.5, f"gradients after an inference pass now match (cosine {cos:.3f}): the hazard is gone"

@@ -127,7 +127,7 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
         logging_steps=recipe.logging_steps, save_steps=recipe.save_steps, save_total_limit=recipe.save_total_limit,
         seed=recipe.seed, data_seed=recipe.seed, bf16=recipe.bf16, use_cpu=not on_gpu,
         gradient_checkpointing=recipe.gradient_checkpointing, max_length=recipe.max_length,
-        pad_to_multiple_of=recipe.pad_to_multiple_of,
+        pad_to_multiple_of=recipe.pad_to_multiple_of, train_sampling_strategy=recipe.train_sampling_strategy,
         completion_only_loss=True, report_to=[], include_num_input_tokens_seen="non_padding", optim=optim,
         dataloader_num_workers=0, save_only_model=False,
     )

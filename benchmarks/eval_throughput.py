@@ -1,0 +1,250 @@
+"""Evaluation throughput of the embedded model on this machine, measured in one run.
+
+For each request type (log-likelihood: econ_classify + econ_signal; generation: econ_qa + econ_titles)
+on the same first-N test documents:
+
+- ``lm-eval defaults``: ``HFLM`` with ``--batch_size 1`` and the checkpoint's dtype (float32);
+- ``econ-eval defaults``: what ``econ-eval evaluate`` uses (bfloat16, ``--batch_size 16``);
+- the llama.cpp server (Q4_1 GGUF) through lm-eval's ``local-chat-completions`` (generation only:
+  chat APIs give no log-likelihoods), with a per-sample score-parity check against the HF backend.
+
+It also estimates the floor on this CPU: the compute bound of prefill (model FLOPs / measured peak
+matmul FLOP/s) and the memory-bandwidth bound of single-stream decoding (weight bytes / measured
+bandwidth), and reports measured / floor. Prints a table; writes ``results/benchmarks/eval_throughput.json``.
+
+    OMP_NUM_THREADS=2 python benchmarks/eval_throughput.py [--limit-gen 24] [--limit-ll 48] [--no-llama]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from benchmarks._report import publish  # noqa: E402
+from econ_eval.config import results_dir, tasks_dir  # noqa: E402
+
+LL_TASKS = ["econ_classify", "econ_signal"]
+GEN_TASKS = ["econ_qa", "econ_titles"]
+PARITY_TASKS = ["econ_qa", "econ_titles", "econ_classify_gen", "econ_signal_gen"]
+
+
+def peak_matmul_gflops(dtype, n: int = 1536, reps: int = 6) -> float:
+    """Best-of-``reps`` GFLOP/s of an n x n matmul in ``dtype`` (the practical compute peak)."""
+    import torch
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def memory_bandwidth_gbs(mb: int = 512, reps: int = 5) -> float:
+    """Best-of-``reps`` read bandwidth (GB/s) of summing a large float32 tensor."""
+    import torch
+
+    x = torch.ones(mb * 2 ** 20 // 4)
+    x.sum()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        x.sum()
+        best = min(best, time.perf_counter() - t)
+    return x.numel() * 4 / best / 1e9
+
+
+def model_costs(path: str) -> dict:
+    """Parameter counts of the checkpoint: FLOPs per prefill token and bytes of weights per decode step."""
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(path)
+    h, layers, inter, vocab = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size, cfg.vocab_size
+    kv = h * cfg.num_key_value_heads // cfg.num_attention_heads
+    per_layer = h * h * 2 + h * kv * 2 + 3 * h * inter
+    body = layers * per_layer
+    return {"params_body": body, "params_lm_head": vocab * h,
+            "flops_per_token_body": 2 * body, "flops_per_token_lm_head": 2 * vocab * h}
+
+
+def _evaluate(lm, tasks, limit, tm):
+    from lm_eval import simple_evaluate
+
+    t = time.perf_counter()
+    out = simple_evaluate(model=lm, tasks=tasks, limit=limit, task_manager=tm, apply_chat_template=True,
+                          log_samples=True, bootstrap_iters=0, verbosity="ERROR")
+    return time.perf_counter() - t, out
+
+
+def _prompt_tokens(out, tok) -> int:
+    """Tokens the model must read: each document's context once plus every answer continuation
+    (perfect prefix sharing, so this is the least work any backend could do)."""
+    n = 0
+    for samples in out["samples"].values():
+        for s in samples:
+            args = list(s["arguments"].values())
+            n += len(tok(args[0]["arg_0"])["input_ids"])
+            n += sum(len(tok(a["arg_1"])["input_ids"]) for a in args if isinstance(a.get("arg_1"), str))
+    return n
+
+
+def _generated_tokens(out, tok) -> int:
+    return sum(len(tok(s["resps"][0][0])["input_ids"]) for samples in out["samples"].values() for s in samples
+               if s["resps"] and isinstance(s["resps"][0][0], str))
+
+
+def _per_sample(out, task, metric):
+    return {s["doc_id"]: s[metric] for s in out["samples"].get(task, [])}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit-gen", type=int, default=24, help="documents per generation task (default: %(default)s)")
+    ap.add_argument("--limit-ll", type=int, default=48, help="documents per log-likelihood task (default: %(default)s)")
+    ap.add_argument("--no-llama", action="store_true", help="skip the llama.cpp backend")
+    ap.add_argument("--output", default=str(results_dir() / "benchmarks" / "eval_throughput.json"))
+    args = ap.parse_args(argv)
+
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+    from transformers import AutoTokenizer
+
+    from econ_eval.models import fetch_model
+
+    path = str(fetch_model("smollm2-135m", log=lambda m: None))
+    tok = AutoTokenizer.from_pretrained(path)
+    tm = TaskManager(include_path=str(tasks_dir()))
+    threads = torch.get_num_threads()
+    configs = {"lm-eval defaults (batch 1, float32)": dict(batch_size=1, dtype="auto"),
+               "econ-eval defaults (batch 16, bfloat16)": dict(batch_size=16, dtype="bfloat16")}
+    rows, outs = [], {}
+    for name, kw in configs.items():
+        lm = HFLM(pretrained=path, device="cpu", **kw)
+        for kind, tasks, limit in (("loglikelihood", LL_TASKS, args.limit_ll), ("generation", GEN_TASKS, args.limit_gen)):
+            print(f"{name}: {kind} on {tasks} x {limit} ...", flush=True)
+            wall, out = _evaluate(lm, tasks, limit, tm)
+            outs[(name, kind)] = out
+            docs = sum(len(v) for v in out["samples"].values())
+            gen = _generated_tokens(out, tok) if kind == "generation" else 0
+            prompt = _prompt_tokens(out, tok)
+            rows.append({"config": name, "kind": kind, "tasks": tasks, "docs": docs, "wall_s": round(wall, 2),
+                         "samples_per_s": round(docs / wall, 3), "generated_tokens": gen,
+                         "generated_tokens_per_s": round(gen / wall, 2) if gen else None,
+                         "prompt_tokens": prompt, "prompt_tokens_per_s": round(prompt / wall, 1)})
+        del lm
+
+    b1, dflt = list(configs)
+    speed = {}
+    for kind in ("loglikelihood", "generation"):
+        a = next(r for r in rows if r["config"] == b1 and r["kind"] == kind)
+        b = next(r for r in rows if r["config"] == dflt and r["kind"] == kind)
+        speed[kind] = round(a["wall_s"] / b["wall_s"], 2)
+    total_b1 = sum(r["wall_s"] for r in rows if r["config"] == b1)
+    total_d = sum(r["wall_s"] for r in rows if r["config"] == dflt)
+
+    # agreement of the two HF configurations on the same documents
+    agree = {}
+    for task in LL_TASKS:
+        x, y = (_per_sample(outs[(c, "loglikelihood")], task, "acc") for c in (b1, dflt))
+        agree[task] = round(statistics.fmean(float(x[k] == y[k]) for k in x), 3)
+
+    llama = None
+    if not args.no_llama:
+        llama = run_llama(path, tm, args.limit_gen, threads, tok)
+    # floor
+    costs = model_costs(path)
+    peak_bf16, peak_fp32 = peak_matmul_gflops(torch.bfloat16), peak_matmul_gflops(torch.float32)
+    bw = memory_bandwidth_gbs()
+    d_ll = next(r for r in rows if r["config"] == dflt and r["kind"] == "loglikelihood")
+    # log-likelihood requests need logits at every position: body + LM head FLOPs per token
+    ll_flops = d_ll["prompt_tokens"] * (costs["flops_per_token_body"] + costs["flops_per_token_lm_head"])
+    ll_floor_s = ll_flops / (peak_bf16 * 1e9)
+    weight_bytes_bf16 = (costs["params_body"] + costs["params_lm_head"]) * 2
+    decode_floor_tps = bw * 1e9 / weight_bytes_bf16
+    floor = {
+        "peak_matmul_gflops_bf16": round(peak_bf16, 1), "peak_matmul_gflops_fp32": round(peak_fp32, 1),
+        "memory_bandwidth_gbs": round(bw, 2), **costs,
+        "loglikelihood_compute_floor_s": round(ll_floor_s, 2),
+        "loglikelihood_measured_over_floor": round(d_ll["wall_s"] / ll_floor_s, 2),
+        "decode_bandwidth_floor_tokens_per_s_single_stream_bf16": round(decode_floor_tps, 1),
+        "note": "prefill floor = tokens x FLOPs/token / peak bf16 matmul FLOP/s; decode floor = bandwidth / "
+                "bf16 weight bytes (one stream; batching amortises the weights)",
+    }
+    if llama:
+        floor["llama_cpp_decode_tokens_per_s"] = llama.get("decode_tokens_per_s")
+    report = {
+        "device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "torch_threads": threads,
+        "torch": torch.__version__, "rows": rows,
+        "speedup_vs_batch1": round(total_b1 / total_d, 2), "speedup_vs_batch1_by_kind": speed,
+        "hf_config_agreement_acc": agree, "llama_cpp": llama, "floor": floor,
+    }
+    publish(report, args.output, [("config", "config", ""), ("kind", "kind", ""), ("docs", "docs", "d"),
+                                  ("wall s", "wall_s", ".1f"), ("samples/s", "samples_per_s", ".2f"),
+                                  ("gen tok/s", "generated_tokens_per_s", ".1f"),
+                                  ("prompt tok/s", "prompt_tokens_per_s", ".0f")])
+    print(f"\nspeedup_vs_batch1 (same docs, total wall): {report['speedup_vs_batch1']}x  by kind: {speed}")
+    print(f"accuracy agreement batch1-fp32 vs batch16-bf16 per doc: {agree}")
+    if llama:
+        print(f"llama.cpp: {json.dumps({k: v for k, v in llama.items() if k != 'parity'})}")
+        print(f"llama.cpp vs HF parity: {json.dumps(llama['parity'])}")
+    print(f"floor: {json.dumps(floor)}")
+    return 0
+
+
+def run_llama(path, tm, limit, threads, tok) -> dict:
+    """The same generation docs through the llama.cpp server (GGUF) and the HF backend; parity per task."""
+    from lm_eval.models.huggingface import HFLM
+
+    from econ_eval.judge.server import llama_server
+
+    out = {}
+    with llama_server("smollm2-135m", threads=threads, n_ctx=4096) as server:
+        from lm_eval import simple_evaluate
+
+        t = time.perf_counter()
+        res = simple_evaluate(model="local-chat-completions",
+                              model_args=f"model={server.alias},base_url={server.base_url}/chat/completions,"
+                                         "num_concurrent=1,max_retries=2,tokenized_requests=False",
+                              tasks=PARITY_TASKS, limit=limit, task_manager=tm, apply_chat_template=True,
+                              log_samples=True, bootstrap_iters=0, verbosity="ERROR")
+        wall = time.perf_counter() - t
+    lm = HFLM(pretrained=path, device="cpu", batch_size=16, dtype="bfloat16")
+    t = time.perf_counter()
+    hf = simple_evaluate(model=lm, tasks=PARITY_TASKS, limit=limit, task_manager=tm, apply_chat_template=True,
+                         log_samples=True, bootstrap_iters=0, verbosity="ERROR")
+    hf_wall = time.perf_counter() - t
+    gen = _generated_tokens(res, tok)
+    parity = {}
+    for task in PARITY_TASKS:
+        metric = "rougeL" if task in ("econ_qa", "econ_titles") else "acc"
+        a, b = _per_sample(res, task, metric), _per_sample(hf, task, metric)
+        same_text = statistics.fmean(float(x["filtered_resps"][0] == y["filtered_resps"][0])
+                                     for x, y in zip(sorted(res["samples"][task], key=lambda s: s["doc_id"]),
+                                                     sorted(hf["samples"][task], key=lambda s: s["doc_id"])))
+        parity[task] = {"metric": metric, "llama_cpp": round(statistics.fmean(a.values()), 4),
+                        "hf_bf16": round(statistics.fmean(b.values()), 4),
+                        "identical_outputs": round(same_text, 3)}
+    out.update(docs=sum(len(v) for v in res["samples"].values()), wall_s=round(wall, 2),
+               hf_wall_s_same_docs=round(hf_wall, 2), generated_tokens=gen,
+               decode_tokens_per_s=round(gen / wall, 1), parity=parity,
+               note="llama.cpp serves the Q4_1 GGUF (the HF checkpoint is its dequantised copy run in bf16): "
+                    "greedy outputs diverge where the two numerics pick different tokens; requests run one at a time")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
