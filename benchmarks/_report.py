@@ -15,7 +15,7 @@ def publish(report: dict, output: str | Path, columns: list[tuple[str, str, str]
     """
     report.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
     atomic_write_json(Path(output), report)
-    widths = [max(len(h), 8) + 2 for h, _, _ in columns]
+    widths = [max([len(h), 8] + [len(str(r.get(k))) for r in report["rows"]]) + 2 for h, k, _ in columns]
     print("\n" + "".join(f"{h:>{w}}" if i else f"{h:<{w}}" for i, ((h, _, _), w) in enumerate(zip(columns, widths))))
     for row in report["rows"]:
         cells = []

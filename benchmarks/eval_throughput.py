@@ -33,6 +33,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks._report import publish  # noqa: E402
 from econ_eval.config import results_dir, tasks_dir  # noqa: E402
+from econ_eval.evaluate import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE  # noqa: E402
 
 LL_TASKS = ["econ_classify", "econ_signal"]
 GEN_TASKS = ["econ_qa", "econ_titles"]
@@ -95,9 +96,10 @@ def _prompt_tokens(out, tok) -> int:
     n = 0
     for samples in out["samples"].values():
         for s in samples:
-            args = list(s["arguments"].values())
-            n += len(tok(args[0]["arg_0"])["input_ids"])
-            n += sum(len(tok(a["arg_1"])["input_ids"]) for a in args if isinstance(a.get("arg_1"), str))
+            args = s["arguments"]  # in memory: a list of (context, continuation or gen kwargs) tuples
+            args = [tuple(a.values()) for a in args.values()] if isinstance(args, dict) else [tuple(a) for a in args]
+            n += len(tok(args[0][0])["input_ids"])
+            n += sum(len(tok(a[1])["input_ids"]) for a in args if len(a) > 1 and isinstance(a[1], str))
     return n
 
 
@@ -115,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--limit-gen", type=int, default=24, help="documents per generation task (default: %(default)s)")
     ap.add_argument("--limit-ll", type=int, default=48, help="documents per log-likelihood task (default: %(default)s)")
     ap.add_argument("--no-llama", action="store_true", help="skip the llama.cpp backend")
+    ap.add_argument("--sweep", default="1,16,32", help="extra bf16 batch sizes to time on the same docs "
+                    "(default: %(default)s; empty to skip)")
     ap.add_argument("--output", default=str(results_dir() / "benchmarks" / "eval_throughput.json"))
     args = ap.parse_args(argv)
 
@@ -130,7 +134,8 @@ def main(argv=None) -> int:
     tm = TaskManager(include_path=str(tasks_dir()))
     threads = torch.get_num_threads()
     configs = {"lm-eval defaults (batch 1, float32)": dict(batch_size=1, dtype="auto"),
-               "econ-eval defaults (batch 16, bfloat16)": dict(batch_size=16, dtype="bfloat16")}
+               f"econ-eval defaults (batch {DEFAULT_BATCH_SIZE}, {DEFAULT_DTYPE})":
+                   dict(batch_size=int(DEFAULT_BATCH_SIZE), dtype=DEFAULT_DTYPE)}
     rows, outs = [], {}
     for name, kw in configs.items():
         lm = HFLM(pretrained=path, device="cpu", **kw)
@@ -146,6 +151,16 @@ def main(argv=None) -> int:
                          "generated_tokens_per_s": round(gen / wall, 2) if gen else None,
                          "prompt_tokens": prompt, "prompt_tokens_per_s": round(prompt / wall, 1)})
         del lm
+
+    sweep = {}
+    for bs in [int(x) for x in args.sweep.split(",") if x.strip()]:
+        lm = HFLM(pretrained=path, device="cpu", batch_size=bs, dtype="bfloat16")
+        sweep[bs] = {}
+        for kind, tasks, limit in (("loglikelihood", LL_TASKS, args.limit_ll), ("generation", GEN_TASKS, args.limit_gen)):
+            print(f"sweep: bfloat16 batch {bs}, {kind} ...", flush=True)
+            sweep[bs][f"{kind}_wall_s"] = round(_evaluate(lm, tasks, limit, tm)[0], 2)
+        del lm
+    sweep[int(DEFAULT_BATCH_SIZE)] = {f"{r['kind']}_wall_s": r["wall_s"] for r in rows if "econ-eval" in r["config"]}
 
     b1, dflt = list(configs)
     speed = {}
@@ -185,19 +200,21 @@ def main(argv=None) -> int:
                 "bf16 weight bytes (one stream; batching amortises the weights)",
     }
     if llama:
-        floor["llama_cpp_decode_tokens_per_s"] = llama.get("decode_tokens_per_s")
+        floor["llama_cpp_generated_tokens_per_s_incl_prefill"] = llama.get("generated_tokens_per_s_incl_prefill")
     report = {
         "device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "torch_threads": threads,
         "torch": torch.__version__, "rows": rows,
         "speedup_vs_batch1": round(total_b1 / total_d, 2), "speedup_vs_batch1_by_kind": speed,
         "hf_config_agreement_acc": agree, "llama_cpp": llama, "floor": floor,
+        "batch_size_sweep_bf16": sweep,
     }
     publish(report, args.output, [("config", "config", ""), ("kind", "kind", ""), ("docs", "docs", "d"),
                                   ("wall s", "wall_s", ".1f"), ("samples/s", "samples_per_s", ".2f"),
                                   ("gen tok/s", "generated_tokens_per_s", ".1f"),
                                   ("prompt tok/s", "prompt_tokens_per_s", ".0f")])
     print(f"\nspeedup_vs_batch1 (same docs, total wall): {report['speedup_vs_batch1']}x  by kind: {speed}")
-    print(f"accuracy agreement batch1-fp32 vs batch16-bf16 per doc: {agree}")
+    print(f"accuracy agreement lm-eval defaults vs econ-eval defaults per doc: {agree}")
+    print(f"bf16 batch-size sweep (wall s): {json.dumps(dict(sorted(sweep.items())))}")
     if llama:
         print(f"llama.cpp: {json.dumps({k: v for k, v in llama.items() if k != 'parity'})}")
         print(f"llama.cpp vs HF parity: {json.dumps(llama['parity'])}")
@@ -222,7 +239,7 @@ def run_llama(path, tm, limit, threads, tok) -> dict:
                               tasks=PARITY_TASKS, limit=limit, task_manager=tm, apply_chat_template=True,
                               log_samples=True, bootstrap_iters=0, verbosity="ERROR")
         wall = time.perf_counter() - t
-    lm = HFLM(pretrained=path, device="cpu", batch_size=16, dtype="bfloat16")
+    lm = HFLM(pretrained=path, device="cpu", batch_size=int(DEFAULT_BATCH_SIZE), dtype=DEFAULT_DTYPE)
     t = time.perf_counter()
     hf = simple_evaluate(model=lm, tasks=PARITY_TASKS, limit=limit, task_manager=tm, apply_chat_template=True,
                          log_samples=True, bootstrap_iters=0, verbosity="ERROR")
@@ -240,7 +257,7 @@ def run_llama(path, tm, limit, threads, tok) -> dict:
                         "identical_outputs": round(same_text, 3)}
     out.update(docs=sum(len(v) for v in res["samples"].values()), wall_s=round(wall, 2),
                hf_wall_s_same_docs=round(hf_wall, 2), generated_tokens=gen,
-               decode_tokens_per_s=round(gen / wall, 1), parity=parity,
+               generated_tokens_per_s_incl_prefill=round(gen / wall, 1), parity=parity,
                note="llama.cpp serves the Q4_1 GGUF (the HF checkpoint is its dequantised copy run in bf16): "
                     "greedy outputs diverge where the two numerics pick different tokens; requests run one at a time")
     return out

@@ -5,8 +5,9 @@ own process and reports tokens/s (non-padding tokens / train time, from the adap
 the padding share, and peak resident memory:
 
 - ``before``: float32, every batch padded only to its longest row, random order (the Trainer defaults);
-- ``bf16 + pad64``: bf16 autocast and batches padded to a multiple of 64 tokens (the recipe's settings);
-- ``bf16 + pad64 + group_by_length``: also batches rows of similar length together.
+- ``bf16 + pad64``: bf16 autocast and batches padded to a multiple of 64 tokens;
+- ``bf16 + pad64 + group_by_length``: also batches rows of similar length together (the recipe's
+  settings since 2026-11-21; the published adapters were trained with random order).
 
     OMP_NUM_THREADS=2 python benchmarks/finetune_throughput.py [--steps 12]
 
@@ -32,8 +33,9 @@ from econ_eval.config import results_dir  # noqa: E402
 
 RECIPE = REPO / "finetune" / "smollm2-135m-lora.yaml"
 CONFIGS = {
-    "before (fp32, dynamic padding, random order)": ["bf16=false", "pad_to_multiple_of=null"],
-    "bf16 autocast + pad64": ["bf16=true", "pad_to_multiple_of=64"],
+    "before (fp32, dynamic padding, random order)": ["bf16=false", "pad_to_multiple_of=null",
+                                                     "train_sampling_strategy=random"],
+    "bf16 autocast + pad64": ["bf16=true", "pad_to_multiple_of=64", "train_sampling_strategy=random"],
     "bf16 autocast + pad64 + group_by_length": ["bf16=true", "pad_to_multiple_of=64",
                                                 "train_sampling_strategy=group_by_length"],
 }

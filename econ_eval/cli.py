@@ -249,13 +249,16 @@ def _add_call_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    from .evaluate import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE
+
     p.add_argument("--model", default="smollm2-135m",
                    help="registered short name (smollm2-135m) or any Hugging Face model id/path (default: %(default)s)")
     p.add_argument("--adapter", help="PEFT adapter directory to evaluate on top of --model")
     p.add_argument("--tasks", default="econ", help="lm-eval task or group names (default: %(default)s = all seven)")
     p.add_argument("--limit", type=float, help="documents per task (smoke test; results go to results/runs/)")
-    p.add_argument("--batch-size", default="16", help="lm-eval --batch_size (default: %(default)s)")
-    p.add_argument("--dtype", default="bfloat16", help="model dtype (default: %(default)s, about 2x faster than "
+    p.add_argument("--batch-size", default=DEFAULT_BATCH_SIZE, help="lm-eval --batch_size (default: %(default)s, "
+                   "the fastest on this CPU: see benchmarks/eval_throughput.py)")
+    p.add_argument("--dtype", default=DEFAULT_DTYPE, help="model dtype (default: %(default)s, about 2x faster than "
                    "float32 on this CPU; scores differ slightly from float32 and with the batch size, so compare "
                    "systems under the same settings)")
     p.add_argument("--no-chat-template", action="store_true", help="do not pass --apply_chat_template")

@@ -18,7 +18,7 @@ from .io import DataError, atomic_write_bytes, atomic_write_json, atomic_write_j
 #: Bundle tasks whose rows are papers (paper_id, title, abstract): together they are the RAG corpus.
 CORPUS_TASKS = ("econ_titles", "econ_classify", "econ_qa")
 INDEX_DIR = "index"
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 #: all-MiniLM-L6-v2 was trained on 128-token inputs; longer inputs cost time and add little.
 EMBED_MAX_SEQ_LENGTH = 128
 
@@ -39,9 +39,12 @@ def load_embedder():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
+    import torch
+
     model = SentenceTransformer(str(minilm_path()), device="cpu")
     model.max_seq_length = EMBED_MAX_SEQ_LENGTH
-    return model
+    # bf16: 3.8x faster than fp32 on this CPU (AVX512-BF16); cosine with the fp32 embeddings >= 0.996
+    return model.to(torch.bfloat16)
 
 
 def embed(texts: Sequence[str], *, batch_size: int = 64, progress: bool = False):
@@ -49,8 +52,8 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, progress: bool = False)
     import numpy as np
 
     vecs = load_embedder().encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
-                                  normalize_embeddings=True, convert_to_numpy=True)
-    return np.asarray(vecs, dtype="float32")
+                                  normalize_embeddings=True, convert_to_tensor=True)
+    return np.ascontiguousarray(vecs.float().numpy(), dtype="float32")
 
 
 def cosine_similarity(a: str, b: str) -> float:
@@ -138,7 +141,7 @@ def corpus_index(bundle: Path, *, progress: bool = True, log=print) -> VectorInd
     bundle = Path(bundle)
     folder = bundle / INDEX_DIR
     stamp = {"index_version": INDEX_VERSION, "manifest_sha256": sha256_file(bundle / "MANIFEST.json"),
-             "embedder": "all-MiniLM-L6-v2", "max_seq_length": EMBED_MAX_SEQ_LENGTH}
+             "embedder": "all-MiniLM-L6-v2 (bf16)", "max_seq_length": EMBED_MAX_SEQ_LENGTH}
     meta_path = folder / "index.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()) == stamp:
         return VectorIndex.load(folder)
