@@ -209,7 +209,12 @@ def _cmd_serve_judge(args) -> int:
     print(f"llama.cpp server ready: base URL {server.base_url}  (model alias {server.alias!r}; log {server.log_path})")
     print(f"judge with: econ-eval judge RUN_DIR --judge-base-url {server.base_url} --judge-model {server.alias}")
     print("Ctrl-C stops it.", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    def _stop(*_):
+        raise KeyboardInterrupt
+
+    # explicit handlers: a process started in the background inherits SIGINT as ignored
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         while server.proc.poll() is None:
             time.sleep(0.5)

@@ -97,14 +97,15 @@ def test_leaderboard_rows_filter_and_sort():
 
 # ------------------------------------------------------------------ the running app
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_url(tmp_path_factory, real_bundle):
     from econ_eval.judge.server import free_port
 
     if not ADAPTER.is_dir():
         pytest.skip("published adapter not found")
     port = free_port()
     log = tmp_path_factory.mktemp("demo") / "app.log"
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    # test examples come from the bundle built from the real data (a clean clone has no data/econbench)
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "ECON_EVAL_DATA": str(real_bundle[0])}
     with log.open("wb") as fh:
         proc = subprocess.Popen([sys.executable, str(REPO / "demo" / "app.py"), "--port", str(port),
                                  "--max-new-tokens", "6", "--examples", "5"], stdout=fh, stderr=subprocess.STDOUT,
