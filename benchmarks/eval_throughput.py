@@ -1,10 +1,12 @@
 """Evaluation throughput of the embedded model on this machine, measured in one run.
 
-For each request type (log-likelihood: econ_classify + econ_signal; generation: econ_qa + econ_titles)
-on the same first-N test documents:
+For each request type (log-likelihood: econ_classify + econ_signal + econ_mmlu; generation: econ_qa +
+econ_titles) on the same first-N test documents:
 
-- ``lm-eval defaults``: ``HFLM`` with ``--batch_size 1`` and the checkpoint's dtype (float32);
-- ``econ-eval defaults``: what ``econ-eval evaluate`` uses (bfloat16, ``--batch_size 16``);
+- ``lm-eval defaults``: lm-eval's ``hf`` backend with ``--batch_size 1`` and the checkpoint's dtype (float32);
+- ``hf, batch 8, bfloat16``: lm-eval's backend at the batch size and dtype of the econ-eval defaults;
+- ``econ-eval defaults``: what ``econ-eval evaluate`` uses (``econ-hf``: hf with prefix-shared
+  log-likelihoods, bfloat16, ``--batch_size 8``), with the per-request agreement of its answers with ``hf``;
 - the llama.cpp server (Q4_1 GGUF) through lm-eval's ``local-chat-completions`` (generation only:
   chat APIs give no log-likelihoods), with a per-sample score-parity check against the HF backend.
 
@@ -33,9 +35,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks._report import publish  # noqa: E402
 from econ_eval.config import results_dir, tasks_dir  # noqa: E402
-from econ_eval.evaluate import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE  # noqa: E402
+from econ_eval.evaluate import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_DTYPE  # noqa: E402
 
-LL_TASKS = ["econ_classify", "econ_signal"]
+LL_TASKS = ["econ_classify", "econ_signal", "econ_mmlu"]
 GEN_TASKS = ["econ_qa", "econ_titles"]
 PARITY_TASKS = ["econ_qa", "econ_titles", "econ_classify_gen", "econ_signal_gen"]
 
@@ -117,7 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit-gen", type=int, default=24, help="documents per generation task (default: %(default)s)")
     ap.add_argument("--limit-ll", type=int, default=48, help="documents per log-likelihood task (default: %(default)s)")
     ap.add_argument("--no-llama", action="store_true", help="skip the llama.cpp backend")
-    ap.add_argument("--sweep", default="1,16,32", help="extra bf16 batch sizes to time on the same docs "
+    ap.add_argument("--sweep", default="1,16,32", help="extra batch sizes to time with the default backend and dtype "
                     "(default: %(default)s; empty to skip)")
     ap.add_argument("--output", default=str(results_dir() / "benchmarks" / "eval_throughput.json"))
     args = ap.parse_args(argv)
@@ -127,18 +129,22 @@ def main(argv=None) -> int:
     from lm_eval.tasks import TaskManager
     from transformers import AutoTokenizer
 
+    from econ_eval.fast_hf import FastHFLM
     from econ_eval.models import fetch_model
 
     path = str(fetch_model("smollm2-135m", log=lambda m: None))
     tok = AutoTokenizer.from_pretrained(path)
     tm = TaskManager(include_path=str(tasks_dir()))
     threads = torch.get_num_threads()
-    configs = {"lm-eval defaults (batch 1, float32)": dict(batch_size=1, dtype="auto"),
-               f"econ-eval defaults (batch {DEFAULT_BATCH_SIZE}, {DEFAULT_DTYPE})":
-                   dict(batch_size=int(DEFAULT_BATCH_SIZE), dtype=DEFAULT_DTYPE)}
+    backends = {"hf": HFLM, "econ-hf": FastHFLM}
+    configs = {"lm-eval defaults (hf, batch 1, float32)": ("hf", dict(batch_size=1, dtype="auto")),
+               f"hf, batch {DEFAULT_BATCH_SIZE}, {DEFAULT_DTYPE}":
+                   ("hf", dict(batch_size=int(DEFAULT_BATCH_SIZE), dtype=DEFAULT_DTYPE)),
+               f"econ-eval defaults ({DEFAULT_BACKEND}, batch {DEFAULT_BATCH_SIZE}, {DEFAULT_DTYPE})":
+                   (DEFAULT_BACKEND, dict(batch_size=int(DEFAULT_BATCH_SIZE), dtype=DEFAULT_DTYPE))}
     rows, outs = [], {}
-    for name, kw in configs.items():
-        lm = HFLM(pretrained=path, device="cpu", **kw)
+    for name, (backend, kw) in configs.items():
+        lm = backends[backend](pretrained=path, device="cpu", **kw)
         for kind, tasks, limit in (("loglikelihood", LL_TASKS, args.limit_ll), ("generation", GEN_TASKS, args.limit_gen)):
             print(f"{name}: {kind} on {tasks} x {limit} ...", flush=True)
             wall, out = _evaluate(lm, tasks, limit, tm)
@@ -154,15 +160,14 @@ def main(argv=None) -> int:
 
     sweep = {}
     for bs in [int(x) for x in args.sweep.split(",") if x.strip()]:
-        lm = HFLM(pretrained=path, device="cpu", batch_size=bs, dtype="bfloat16")
+        lm = backends[DEFAULT_BACKEND](pretrained=path, device="cpu", batch_size=bs, dtype=DEFAULT_DTYPE)
         sweep[bs] = {}
         for kind, tasks, limit in (("loglikelihood", LL_TASKS, args.limit_ll), ("generation", GEN_TASKS, args.limit_gen)):
-            print(f"sweep: bfloat16 batch {bs}, {kind} ...", flush=True)
+            print(f"sweep: {DEFAULT_BACKEND} {DEFAULT_DTYPE} batch {bs}, {kind} ...", flush=True)
             sweep[bs][f"{kind}_wall_s"] = round(_evaluate(lm, tasks, limit, tm)[0], 2)
         del lm
-    sweep[int(DEFAULT_BATCH_SIZE)] = {f"{r['kind']}_wall_s": r["wall_s"] for r in rows if "econ-eval" in r["config"]}
-
-    b1, dflt = list(configs)
+    b1, hf8, dflt = list(configs)
+    sweep[int(DEFAULT_BATCH_SIZE)] = {f"{r['kind']}_wall_s": r["wall_s"] for r in rows if r["config"] == dflt}
     speed = {}
     for kind in ("loglikelihood", "generation"):
         a = next(r for r in rows if r["config"] == b1 and r["kind"] == kind)
@@ -171,11 +176,16 @@ def main(argv=None) -> int:
     total_b1 = sum(r["wall_s"] for r in rows if r["config"] == b1)
     total_d = sum(r["wall_s"] for r in rows if r["config"] == dflt)
 
-    # agreement of the two HF configurations on the same documents
+    # agreement of the configurations on the same documents
     agree = {}
     for task in LL_TASKS:
         x, y = (_per_sample(outs[(c, "loglikelihood")], task, "acc") for c in (b1, dflt))
         agree[task] = round(statistics.fmean(float(x[k] == y[k]) for k in x), 3)
+    backend_agreement = backend_parity(outs[(hf8, "loglikelihood")], outs[(dflt, "loglikelihood")],
+                                       outs[(hf8, "generation")], outs[(dflt, "generation")])
+    speedup_vs_hf8 = {kind: round(next(r["wall_s"] for r in rows if r["config"] == hf8 and r["kind"] == kind)
+                                  / next(r["wall_s"] for r in rows if r["config"] == dflt and r["kind"] == kind), 2)
+                      for kind in ("loglikelihood", "generation")}
 
     llama = None
     if not args.no_llama:
@@ -185,8 +195,9 @@ def main(argv=None) -> int:
     peak_bf16, peak_fp32 = peak_matmul_gflops(torch.bfloat16), peak_matmul_gflops(torch.float32)
     bw = memory_bandwidth_gbs()
     d_ll = next(r for r in rows if r["config"] == dflt and r["kind"] == "loglikelihood")
-    # log-likelihood requests need logits at every position: body + LM head FLOPs per token
-    ll_flops = d_ll["prompt_tokens"] * (costs["flops_per_token_body"] + costs["flops_per_token_lm_head"])
+    # the least work: the body once over each distinct context and continuation token (prompt_tokens counts
+    # them so) and the LM head only where a token is scored (negligible next to the body)
+    ll_flops = d_ll["prompt_tokens"] * costs["flops_per_token_body"]
     ll_floor_s = ll_flops / (peak_bf16 * 1e9)
     weight_bytes_bf16 = (costs["params_body"] + costs["params_lm_head"]) * 2
     decode_floor_tps = bw * 1e9 / weight_bytes_bf16
@@ -196,7 +207,8 @@ def main(argv=None) -> int:
         "loglikelihood_compute_floor_s": round(ll_floor_s, 2),
         "loglikelihood_measured_over_floor": round(d_ll["wall_s"] / ll_floor_s, 2),
         "decode_bandwidth_floor_tokens_per_s_single_stream_bf16": round(decode_floor_tps, 1),
-        "note": "prefill floor = tokens x FLOPs/token / peak bf16 matmul FLOP/s; decode floor = bandwidth / "
+        "note": "log-likelihood floor = distinct context + continuation tokens x body FLOPs/token / peak bf16 "
+                "matmul FLOP/s (LM head only at scored tokens); decode floor = bandwidth / "
                 "bf16 weight bytes (one stream; batching amortises the weights)",
     }
     if llama:
@@ -205,21 +217,43 @@ def main(argv=None) -> int:
         "device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "torch_threads": threads,
         "torch": torch.__version__, "rows": rows,
         "speedup_vs_batch1": round(total_b1 / total_d, 2), "speedup_vs_batch1_by_kind": speed,
-        "hf_config_agreement_acc": agree, "llama_cpp": llama, "floor": floor,
-        "batch_size_sweep_bf16": sweep,
+        "speedup_vs_hf_same_batch_and_dtype": speedup_vs_hf8,
+        "hf_config_agreement_acc": agree, "econ_hf_vs_hf_agreement": backend_agreement,
+        "llama_cpp": llama, "floor": floor,
+        "batch_size_sweep_defaults": sweep,
     }
     publish(report, args.output, [("config", "config", ""), ("kind", "kind", ""), ("docs", "docs", "d"),
                                   ("wall s", "wall_s", ".1f"), ("samples/s", "samples_per_s", ".2f"),
                                   ("gen tok/s", "generated_tokens_per_s", ".1f"),
                                   ("prompt tok/s", "prompt_tokens_per_s", ".0f")])
     print(f"\nspeedup_vs_batch1 (same docs, total wall): {report['speedup_vs_batch1']}x  by kind: {speed}")
+    print(f"econ-hf vs hf at the same batch size and dtype: {speedup_vs_hf8}x faster; "
+          f"agreement {json.dumps(backend_agreement)}")
     print(f"accuracy agreement lm-eval defaults vs econ-eval defaults per doc: {agree}")
-    print(f"bf16 batch-size sweep (wall s): {json.dumps(dict(sorted(sweep.items())))}")
+    print(f"{DEFAULT_BACKEND} {DEFAULT_DTYPE} batch-size sweep (wall s): {json.dumps(dict(sorted(sweep.items())))}")
     if llama:
         print(f"llama.cpp: {json.dumps({k: v for k, v in llama.items() if k != 'parity'})}")
         print(f"llama.cpp vs HF parity: {json.dumps(llama['parity'])}")
     print(f"floor: {json.dumps(floor)}")
     return 0
+
+
+def backend_parity(ll_hf, ll_fast, gen_hf, gen_fast) -> dict:
+    """Per-request agreement of econ-hf with hf: chosen answers and log-likelihoods; identical generations."""
+    out = {}
+    for task, samples in ll_hf["samples"].items():
+        a = sorted(samples, key=lambda s: s["doc_id"])
+        b = sorted(ll_fast["samples"][task], key=lambda s: s["doc_id"])
+        lls = [[float(r[0][0]) for r in s["resps"]] for s in (*a, *b)]
+        pairs = list(zip(lls[:len(a)], lls[len(a):], strict=True))
+        out[task] = {"same_choice": round(statistics.fmean(float(x.index(max(x)) == y.index(max(y))) for x, y in pairs), 4),
+                     "max_abs_loglik_diff": round(max(abs(p - q) for x, y in pairs for p, q in zip(x, y)), 4),
+                     "mean_abs_loglik_diff": round(statistics.fmean(abs(p - q) for x, y in pairs for p, q in zip(x, y)), 4)}
+    for task, samples in gen_hf["samples"].items():
+        a = {s["doc_id"]: s["resps"][0][0] for s in samples}
+        b = {s["doc_id"]: s["resps"][0][0] for s in gen_fast["samples"][task]}
+        out[task] = {"identical_generations": round(statistics.fmean(float(a[k] == b[k]) for k in a), 4)}
+    return out
 
 
 def run_llama(path, tm, limit, threads, tok) -> dict:

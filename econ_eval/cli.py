@@ -110,8 +110,8 @@ def _eval_spec(args):
     from .evaluate import EvalSpec
 
     return EvalSpec(model=args.model, adapter=args.adapter, tasks=args.tasks, limit=args.limit,
-                    batch_size=args.batch_size, dtype=args.dtype, chat_template=not args.no_chat_template,
-                    system=args.system, output=Path(args.output) if args.output else None)
+                    batch_size=args.batch_size, dtype=args.dtype, backend=args.backend,
+                    chat_template=not args.no_chat_template, system=args.system, output=Path(args.output) if args.output else None)
 
 
 def _cmd_evaluate(args) -> int:
@@ -254,7 +254,7 @@ def _add_call_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
-    from .evaluate import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE
+    from .evaluate import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_DTYPE
 
     p.add_argument("--model", default="smollm2-135m",
                    help="registered short name (smollm2-135m) or any Hugging Face model id/path (default: %(default)s)")
@@ -266,6 +266,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=DEFAULT_DTYPE, help="model dtype (default: %(default)s, about 2x faster than "
                    "float32 on this CPU; scores differ slightly from float32 and with the batch size, so compare "
                    "systems under the same settings)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help="lm-eval model backend (default: %(default)s = lm-eval's hf backend with prefix-shared "
+                   "log-likelihoods, ~2x faster on multiple-choice tasks, same generations; hf = lm-eval's own)")
     p.add_argument("--no-chat-template", action="store_true", help="do not pass --apply_chat_template")
     p.add_argument("--system", help="results folder name (default: model short name [+adapter folder name])")
     p.add_argument("--output", help="results folder (default: results/<system>, or results/runs/<system> with --limit)")

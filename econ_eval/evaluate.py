@@ -34,6 +34,10 @@ ALL_TASKS = SUITE_TASKS + ["econ_qa_rag"]
 #: (their system_*.json says so); scores move within their standard errors between the two.
 DEFAULT_BATCH_SIZE = "8"
 DEFAULT_DTYPE = "bfloat16"
+#: lm-eval model backends: ``econ-hf`` (econ_eval/fast_hf.py: hf with prefix-shared log-likelihoods, run through
+#: ``python -m econ_eval.lm_eval_cli``) or lm-eval's own ``hf`` (``python -m lm_eval``).
+BACKENDS = ("econ-hf", "hf")
+DEFAULT_BACKEND = "econ-hf"
 
 
 @dataclass
@@ -46,6 +50,7 @@ class EvalSpec:
     limit: float | None = None
     batch_size: str = DEFAULT_BATCH_SIZE
     dtype: str = DEFAULT_DTYPE
+    backend: str = DEFAULT_BACKEND
     device: str = "cpu"
     chat_template: bool = True
     system: str | None = None
@@ -62,11 +67,14 @@ def system_name(spec: EvalSpec) -> str:
 
 
 def lm_eval_command(spec: EvalSpec, pretrained: str, output_path: Path) -> list[str]:
-    """The ``lm_eval`` command line for ``spec`` (HF backend)."""
+    """The ``lm_eval`` command line for ``spec`` (``econ-hf`` goes through ``econ_eval.lm_eval_cli``)."""
+    if spec.backend not in BACKENDS:
+        raise ValueError(f"unknown backend {spec.backend!r}; choose one of {', '.join(BACKENDS)}")
     model_args = f"pretrained={pretrained},dtype={spec.dtype}"
     if spec.adapter:
         model_args += f",peft={spec.adapter}"
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", model_args,
+    entry = "lm_eval" if spec.backend == "hf" else "econ_eval.lm_eval_cli"
+    cmd = [sys.executable, "-m", entry, "--model", spec.backend, "--model_args", model_args,
            "--device", spec.device, "--include_path", str(tasks_dir()), "--tasks", spec.tasks,
            "--batch_size", str(spec.batch_size), "--output_path", str(output_path), "--log_samples"]
     if spec.chat_template:
@@ -116,7 +124,7 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
     stamp = re.sub(r"^results_|\.json$", "", results_file.name)
     atomic_write_json(dest / f"system_{stamp}.json", {
         "system": name, "base_model": spec.model, "pretrained": pretrained, "adapter": spec.adapter,
-        "dtype": spec.dtype, "batch_size": spec.batch_size, "device": spec.device,
+        "dtype": spec.dtype, "batch_size": spec.batch_size, "backend": spec.backend, "device": spec.device,
         "chat_template": spec.chat_template, "limit": spec.limit, "tasks": spec.tasks,
         "wall_time_s": round(wall, 1), "command": shlex.join(cmd), "results_file": results_file.name,
     }, overwrite=False)

@@ -76,6 +76,9 @@ def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
     assert results["chat_template"]  # recorded, since chat templates change scores
     system = json.loads(next(run_dir.glob("system_*.json")).read_text())
     assert system["limit"] == 3 and "--apply_chat_template" in system["command"]
+    # the default backend: lm-eval's command line with econ-hf registered (prefix-shared log-likelihoods)
+    assert system["backend"] == "econ-hf" and "econ_eval.lm_eval_cli --model econ-hf" in system["command"]
+    assert results["config"]["model"] == "econ-hf"
     # the _gen variants parse answers into labels or [invalid]
     samples = [json.loads(line) for line in next(run_dir.glob("samples_econ_classify_gen_*.jsonl")).open()]
     assert all(s["filtered_resps"][0] in ("econ.EM", "econ.GN", "econ.TH", "[invalid]") for s in samples)

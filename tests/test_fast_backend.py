@@ -1,0 +1,112 @@
+"""``econ-hf`` (econ_eval/fast_hf.py) against lm-eval's own ``hf`` backend on the real embedded model.
+
+Both run in float32 here, where the only difference between the two code paths is the order of
+floating-point operations, so log-likelihoods must agree to ~1e-3 and greedy flags exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from econ_eval.config import REPO_ROOT
+from econ_eval.evaluate import EvalSpec, lm_eval_command
+
+LONG = ("Abstract: We estimate the effect of minimum wages on teen employment with a synthetic control "
+        "design across US states, and find small negative elasticities that vary with local labour market "
+        "tightness. Which arXiv category does this economics paper belong to?\nAnswer:")
+SHORT = "Is this news story an investment signal?\nAnswer:"
+MEDIUM = "The following is a multiple choice question about economics. Inflation is\nA. x\nB. y\nAnswer:"
+CHAT = "<|im_start|>user\nIs this an investment signal? Answer Yes or No.\nAnswer:<|im_end|>\n<|im_start|>assistant\n"
+REQUESTS = [  # (context, continuation): multi-token choices sharing a context, single tokens, repeats
+    (LONG, " Econometrics"), (LONG, " General Economics"), (LONG, " Theoretical Economics"),
+    # as with --apply_chat_template: lm-eval moves the trailing newline into every continuation
+    (CHAT, "No"), (CHAT, "Yes"), (LONG + "\n", "Econometrics"), (LONG + "\n", "Theoretical Economics"),
+    (SHORT, " No"), (SHORT, " Yes"), (MEDIUM, " A"), (MEDIUM, " B"), (MEDIUM, " B"),
+    ("Paris is the capital of", " France"), ("Paris is the capital of", " the French Republic"),
+    # a shared leading word that is far from certain, then one-token and longer rests
+    ("The central bank's answer was", " definitely yes"), ("The central bank's answer was", " definitely no"),
+    ("The stock market reaction was", " very strong and fast"), ("The stock market reaction was", " very weak"),
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    from econ_eval.models import fetch_model
+
+    return str(fetch_model("smollm2-135m"))
+
+
+def _instances(pairs):
+    from lm_eval.api.instance import Instance
+
+    return [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i) for i, pair in enumerate(pairs)]
+
+
+def _models(model_dir, **kw):
+    from lm_eval.models.huggingface import HFLM
+
+    from econ_eval.fast_hf import FastHFLM
+
+    common = dict(pretrained=model_dir, device="cpu", dtype="float32", batch_size=4, **kw)
+    return HFLM(**common), FastHFLM(**common)
+
+
+def _assert_close(ref, got, tol=2e-3):
+    assert len(ref) == len(got)
+    for (lp_ref, greedy_ref), (lp, greedy) in zip(ref, got, strict=True):
+        assert lp == pytest.approx(lp_ref, abs=tol)
+        assert greedy == greedy_ref
+
+
+@pytest.mark.slow
+def test_econ_hf_loglikelihoods_match_hf(model_dir):
+    hf, fast = _models(model_dir)
+    ref, got = hf.loglikelihood(_instances(REQUESTS)), fast.loglikelihood(_instances(REQUESTS))
+    _assert_close(ref, got)
+    # the scores are not degenerate: the three category names get different log-likelihoods
+    assert len({round(lp, 3) for lp, _ in got[:3]}) == 3
+    assert got[10] == got[11]  # a repeated request gets the same answer
+
+
+@pytest.mark.slow
+def test_econ_hf_falls_back_to_lm_eval_when_a_request_is_too_long(model_dir):
+    hf, fast = _models(model_dir, max_length=16)  # LONG does not fit: lm-eval truncates it from the left
+    ref, got = hf.loglikelihood(_instances(REQUESTS[:6])), fast.loglikelihood(_instances(REQUESTS[:6]))
+    assert got == ref
+
+
+@pytest.mark.slow
+def test_econ_hf_with_a_lora_adapter_matches_hf(model_dir):
+    adapter = REPO_ROOT / "adapters" / "smollm2-135m-lora"
+    if not (adapter / "adapter_model.safetensors").is_file():
+        pytest.skip("published adapter not found")
+    hf, fast = _models(model_dir, peft=str(adapter))
+    base = _models(model_dir)[1]
+    ref, got = hf.loglikelihood(_instances(REQUESTS)), fast.loglikelihood(_instances(REQUESTS))
+    _assert_close(ref, got)
+    # and the adapter is really applied on the fast path (scores move away from the base model's)
+    untuned = base.loglikelihood(_instances(REQUESTS))
+    assert max(abs(a[0] - b[0]) for a, b in zip(got, untuned, strict=True)) > 0.05
+
+
+def test_lm_eval_command_per_backend():
+    fast = lm_eval_command(EvalSpec(), "/m", Path("/out"))
+    assert fast[1:5] == ["-m", "econ_eval.lm_eval_cli", "--model", "econ-hf"]
+    plain = lm_eval_command(EvalSpec(backend="hf"), "/m", Path("/out"))
+    assert plain[1:5] == ["-m", "lm_eval", "--model", "hf"]
+    assert fast[5:] == plain[5:]  # everything else is the same lm_eval command line
+    with pytest.raises(ValueError, match="unknown backend 'vllm'"):
+        lm_eval_command(EvalSpec(backend="vllm"), "/m", Path("/out"))
+
+
+def test_group_plan_moves_the_shared_leading_tokens_into_the_context():
+    from econ_eval.fast_hf import _Group
+
+    g = _Group.plan((1, 2), [0, 1], [(198, 5230), (198, 10539)])  # newline + "No", newline + "Yes"
+    assert g.extended == (1, 2, 198) and g.prefix == (198,) and g.rests == [(5230,), (10539,)] and g.one_token_rests
+    g = _Group.plan((1,), [0, 1], [(7, 8, 9), (7, 8)])  # every continuation keeps a token of its own
+    assert g.prefix == (7,) and g.rests == [(8, 9), (8,)] and not g.one_token_rests
+    g = _Group.plan((1,), [0], [(5,)])
+    assert g.prefix == () and g.rests == [(5,)] and g.first_scored == 0
