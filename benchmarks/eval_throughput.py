@@ -168,11 +168,12 @@ def main(argv=None) -> int:
         del lm
     b1, hf8, dflt = list(configs)
     sweep[int(DEFAULT_BATCH_SIZE)] = {f"{r['kind']}_wall_s": r["wall_s"] for r in rows if r["config"] == dflt}
-    speed = {}
-    for kind in ("loglikelihood", "generation"):
-        a = next(r for r in rows if r["config"] == b1 and r["kind"] == kind)
-        b = next(r for r in rows if r["config"] == dflt and r["kind"] == kind)
-        speed[kind] = round(a["wall_s"] / b["wall_s"], 2)
+    wall = {(r["config"], r["kind"]): r["wall_s"] for r in rows}
+
+    def speedups(before: str) -> dict:
+        return {kind: round(wall[(before, kind)] / wall[(dflt, kind)], 2) for kind in ("loglikelihood", "generation")}
+
+    speed = speedups(b1)
     total_b1 = sum(r["wall_s"] for r in rows if r["config"] == b1)
     total_d = sum(r["wall_s"] for r in rows if r["config"] == dflt)
 
@@ -183,9 +184,7 @@ def main(argv=None) -> int:
         agree[task] = round(statistics.fmean(float(x[k] == y[k]) for k in x), 3)
     backend_agreement = backend_parity(outs[(hf8, "loglikelihood")], outs[(dflt, "loglikelihood")],
                                        outs[(hf8, "generation")], outs[(dflt, "generation")])
-    speedup_vs_hf8 = {kind: round(next(r["wall_s"] for r in rows if r["config"] == hf8 and r["kind"] == kind)
-                                  / next(r["wall_s"] for r in rows if r["config"] == dflt and r["kind"] == kind), 2)
-                      for kind in ("loglikelihood", "generation")}
+    speedup_vs_hf8 = speedups(hf8)
 
     llama = None
     if not args.no_llama:

@@ -268,7 +268,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
                    "systems under the same settings)")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="lm-eval model backend (default: %(default)s = lm-eval's hf backend with prefix-shared "
-                   "log-likelihoods, ~2x faster on multiple-choice tasks, same generations; hf = lm-eval's own)")
+                   "log-likelihoods, 2.5x faster on multiple-choice tasks here, same generations; hf = lm-eval's own)")
     p.add_argument("--no-chat-template", action="store_true", help="do not pass --apply_chat_template")
     p.add_argument("--system", help="results folder name (default: model short name [+adapter folder name])")
     p.add_argument("--output", help="results folder (default: results/<system>, or results/runs/<system> with --limit)")

@@ -6,9 +6,10 @@ vocabulary entries at every position. Measured on the 2-core CPU with SmolLM2-13
 that log-softmax cost as much as the transformer body, and ``econ_classify`` pays the body three times
 per abstract (one per category name). ``econ-hf`` instead
 
-- runs the body once per distinct context and keeps its KV cache;
-- scores every continuation of that context from the cache (one batched forward of the continuation
-  tokens), and contexts whose continuations are all single tokens in right-padded batches;
+- runs the body once per distinct context, extended by the leading tokens all its continuations share
+  (with a chat template every answer starts with the same newline token), which are scored once;
+- scores continuations that then differ only in their last token from right-padded batches of such
+  contexts, and longer ones from the context's KV cache (one batched forward of their tokens);
 - applies the LM head and log-softmax only at the positions where a continuation token is scored.
 
 Requests, prompts, truncation and generation are lm-eval's own (``generate_until`` is inherited
@@ -66,6 +67,11 @@ class FastHFLM(HFLM):
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
                               enabled=self.mixed_precision_dtype is not None)
+
+    def _right_padded(self, rows, width: int) -> torch.Tensor:
+        """Token rows padded on the right to ``width`` (causal attention never lets a token see its right)."""
+        pad = self.tokenizer.pad_token_id or 0
+        return torch.tensor([list(r) + [pad] * (width - len(r)) for r in rows], dtype=torch.long, device=self.device)
 
     def _log_probs(self, head, hidden: torch.Tensor) -> torch.Tensor:
         """Log-softmax of the LM head at the given hidden states ([n, hidden] -> [n, vocab])."""
@@ -125,10 +131,8 @@ class FastHFLM(HFLM):
 
     def _score_one_token_batch(self, body, head, batch: list[_Group], results) -> None:
         """Groups whose continuations differ only in their last token: one right-padded forward for the batch."""
-        width = max(len(g.extended) for g in batch)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.tensor([list(g.extended) + [pad] * (width - len(g.extended)) for g in batch], device=self.device)
-        hidden = body(input_ids=ids, use_cache=False).last_hidden_state  # causal: right padding is never seen
+        ids = self._right_padded([g.extended for g in batch], max(len(g.extended) for g in batch))
+        hidden = body(input_ids=ids, use_cache=False).last_hidden_state
         for row, group in enumerate(batch):
             lp, greedy, nxt = self._prefix_and_next(head, hidden[row, group.first_scored:len(group.extended)], group)
             best = int(nxt.argmax())
@@ -145,8 +149,7 @@ class FastHFLM(HFLM):
             cache = out.past_key_values
             if len(group.rests) > 1:
                 cache.batch_repeat_interleave(len(group.rests))
-            pad = self.tokenizer.pad_token_id or 0
-            ids = torch.tensor([list(r[:-1]) + [pad] * (longest - len(r) + 1) for r in group.rests], device=self.device)
+            ids = self._right_padded([r[:-1] for r in group.rests], longest)
             mask = torch.ones(len(group.rests), len(group.extended) + longest, dtype=torch.long, device=self.device)
             # row r, position j predicts token j + 1 of rest r (right padding comes after everything scored)
             later = body(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True).last_hidden_state

@@ -78,6 +78,15 @@ def test_econ_hf_falls_back_to_lm_eval_when_a_request_is_too_long(model_dir):
 
 
 @pytest.mark.slow
+def test_econ_hf_without_shared_prefix_is_lm_eval(model_dir):
+    from econ_eval.fast_hf import FastHFLM
+
+    hf = _models(model_dir)[0]
+    off = FastHFLM(pretrained=model_dir, device="cpu", dtype="float32", batch_size=4, shared_prefix="false")
+    assert off.loglikelihood(_instances(REQUESTS)) == hf.loglikelihood(_instances(REQUESTS))
+
+
+@pytest.mark.slow
 def test_econ_hf_with_a_lora_adapter_matches_hf(model_dir):
     adapter = REPO_ROOT / "adapters" / "smollm2-135m-lora"
     if not (adapter / "adapter_model.safetensors").is_file():
