@@ -1,9 +1,12 @@
 """econ-eval Space: base vs tuned side by side, ask-your-documents RAG, and the leaderboard.
 
     python demo/app.py [--port 7860] [--base smollm2-135m] [--adapter adapters/smollm2-135m-lora]
+    gradio demo/app.py          # hot reload; a Hugging Face Space imports the module-level `demo`
 
 Offline-safe: no analytics, no share link, nothing fetched from the internet. One model in memory:
-the base column is the same PeftModel with its adapter disabled.
+the base column is the same PeftModel with its adapter disabled. Settings also come from the
+environment (ECON_EVAL_BASE, ECON_EVAL_ADAPTER, ECON_EVAL_MAX_NEW_TOKENS, ECON_EVAL_EXAMPLES_PER_TASK),
+which is how a Space configures the module-level app.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import gradio as gr  # noqa: E402
+from gradio.utils import get_upload_folder  # noqa: E402
 
 from econ_eval import config, space  # noqa: E402
 from econ_eval.io import DataError  # noqa: E402
@@ -32,15 +36,20 @@ DEFAULT_ADAPTER = REPO / "adapters" / "smollm2-135m-lora"
 
 
 def parse_args(argv=None):
+    env = os.environ.get
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
-    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+    p.add_argument("--port", type=int, default=int(env("PORT", 7860)))
+    p.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"),
                    help="interface to bind (default: %(default)s; a Space sets 0.0.0.0)")
-    p.add_argument("--base", default="smollm2-135m", help="registered model or HF model path (default: %(default)s)")
-    p.add_argument("--adapter", default=str(DEFAULT_ADAPTER), help="PEFT adapter directory (default: %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="generation length per answer (default: %(default)s)")
+    p.add_argument("--base", default=env("ECON_EVAL_BASE", config.DEFAULT_MODEL),
+                   help="registered model or HF model path (default: %(default)s)")
+    p.add_argument("--adapter", default=env("ECON_EVAL_ADAPTER", str(DEFAULT_ADAPTER)),
+                   help="PEFT adapter directory (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=int(env("ECON_EVAL_MAX_NEW_TOKENS", 64)),
+                   help="generation length per answer (default: %(default)s)")
     p.add_argument("--dtype", default="bfloat16", help="model dtype on CPU (default: %(default)s)")
-    p.add_argument("--examples", type=int, default=40, help="test examples offered per task (default: %(default)s)")
+    p.add_argument("--examples", type=int, default=int(env("ECON_EVAL_EXAMPLES_PER_TASK", 40)),
+                   help="test examples offered per task (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -51,7 +60,8 @@ def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: i
             examples[task] = space.load_examples(task, n_examples)
         except DataError:
             examples[task] = []
-    tuned_label = f"tuned ({Path(pair.adapter).name})" if pair.adapter else "tuned (no adapter given)"
+    adapter_name, adapter_card = space.adapter_card(pair.adapter)
+    tuned_label = f"tuned ({adapter_name})" if pair.adapter else "tuned (no adapter given)"
 
     def example_choices(task_label):
         task = space.DEMO_TASKS[task_label]
@@ -103,9 +113,10 @@ def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: i
 
     def index_files(files, progress=gr.Progress()):
         """Build this session's FAISS index over uploaded PDF/TXT/MD files."""
-        paths = [f if isinstance(f, str) else getattr(f, "name", f) for f in (files or [])]
         progress(0.1, desc="reading and chunking")
         try:
+            # only files Gradio's upload route received: an API caller may name any server path
+            paths = space.uploaded_paths(files, app.upload_file_set, get_upload_folder())
             index, summary = space.index_documents(paths)
         except DataError as exc:
             raise gr.Error(str(exc))
@@ -140,8 +151,13 @@ def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: i
 
     with gr.Blocks(title="econ-eval: does this model understand economics?") as app:
         gr.Markdown("# econ-eval\n*Does this model — and this LoRA adapter of it — understand economics?*  "
-                    f"Base: `{pair.base_name}`; tuned: `{pair.adapter or '—'}` (one model in memory; the base "
-                    "column runs with the adapter disabled).")
+                    f"Base: `{pair.base_name}`; tuned: `{adapter_name}`"
+                    + (" (its model card is below)" if adapter_card else "")
+                    + " — one model in memory; the base column runs with the adapter disabled.",
+                    elem_id="header")
+        if adapter_card:
+            with gr.Accordion(f"Model card: {adapter_name}", open=False):
+                gr.Markdown(adapter_card)
         with gr.Tab("Compare"):
             with gr.Row():
                 task_dd = gr.Dropdown(list(space.DEMO_TASKS), value="Classification", label="Task")
@@ -201,17 +217,20 @@ def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: i
     return app
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
+def create_demo(args) -> gr.Blocks:
+    """Load the model pair named by ``args`` and build the app."""
     adapter = args.adapter if args.adapter and Path(args.adapter).exists() else None
     if args.adapter and not adapter:
         print(f"warning: adapter {args.adapter} not found; the tuned column will equal the base", file=sys.stderr)
-    print(f"loading {args.base}" + (f" + {adapter}" if adapter else "") + " ...", flush=True)
+    print(f"loading {args.base}" + (f" + {Path(adapter).name}" if adapter else "") + " ...", flush=True)
     pair = space.SideBySide(args.base, adapter, dtype=args.dtype)
-    app = build_app(pair, max_new_tokens=args.max_new_tokens, n_examples=args.examples)
-    app.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, share=False,
-                                                  show_error=True)
+    return build_app(pair, max_new_tokens=args.max_new_tokens, n_examples=args.examples).queue(
+        default_concurrency_limit=1)
 
+
+ARGS = parse_args(sys.argv[1:] if __name__ == "__main__" else [])
+#: The app, at module level: `gradio app.py` (hot reload) and Hugging Face Spaces look for `demo`.
+demo = create_demo(ARGS)
 
 if __name__ == "__main__":
-    main()
+    demo.launch(server_name=ARGS.host, server_port=ARGS.port, share=False, show_error=True)

@@ -20,10 +20,10 @@ from typing import Callable
 import numpy as np
 
 from . import metrics, prompts
-from .config import BUNDLE_VERSION, results_dir
+from .config import BUNDLE_VERSION, DEFAULT_SEED, results_dir
 from .io import atomic_write_json, atomic_write_jsonl, read_jsonl
 
-SEED = 1234
+SEED = DEFAULT_SEED
 BASELINE_TASKS = ("econ_classify", "econ_signal")
 
 
@@ -226,8 +226,12 @@ def results_document(name: str, per_task: dict[str, dict], manifest: dict) -> di
         head = "f1" if task == "econ_signal" else "macro_f1"
         row["score,none"], row["score_stderr,none"] = row[f"{head},none"], row[f"{head}_stderr,none"]
         results[task] = row
-        configs[task] = {"task": task, "metadata": {"version": 1.0, "bundle_version": manifest["bundle_version"],
-                                                     "headline_metric": head, "baseline": info["info"]}}
+        meta = {"version": 1.0, "bundle_version": manifest["bundle_version"], "headline_metric": head,
+                "baseline": info["info"]}
+        fingerprint = manifest.get("test_fingerprints", {}).get(task, {}).get("test_sha256")
+        if fingerprint:
+            meta["test_sha256"] = fingerprint
+        configs[task] = {"task": task, "metadata": meta}
         n_samples[task] = {"original": len(items), "effective": len(items)}
         versions[task] = 1.0
     return {

@@ -10,6 +10,36 @@ from pathlib import Path
 from . import __version__, config
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--limit 0`` or ``--max-calls -5`` are mistakes, not 'everything')."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value} (leave the option out for no limit)")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
 def _cmd_data_build(args) -> int:
     from .data.build import build_bundle
 
@@ -71,17 +101,19 @@ def _cmd_baselines(args) -> int:
 def _cmd_leaderboard_build(args) -> int:
     from .leaderboard import build
 
-    doc = build(Path(args.results) if args.results else None)
+    doc = build(Path(args.results) if args.results else None, Path(args.bundle) if args.bundle else None)
     root = Path(args.results) if args.results else config.results_dir()
     print((root / "leaderboard.md").read_text())
-    print(f"{len(doc['rows'])} systems -> {root}/leaderboard.{{json,md,csv}}, plots in {root}/plots/")
+    print(f"{len(doc['rows'])} systems -> {root}/leaderboard.{{json,md,csv}}, plots in {root}/plots/"
+          + (f"; {len(doc['skipped'])} run(s) refused and skipped (listed above and in leaderboard.json)"
+             if doc["skipped"] else ""))
     return 0
 
 
 def _cmd_leaderboard_check(args) -> int:
     from .leaderboard import check_run
 
-    path, _ = check_run(Path(args.run_dir))
+    path, _ = check_run(Path(args.run_dir), Path(args.bundle) if args.bundle else None)
     print(f"{path}: accepted")
     return 0
 
@@ -89,7 +121,7 @@ def _cmd_leaderboard_check(args) -> int:
 def _cmd_leaderboard_add(args) -> int:
     from .leaderboard import add_run
 
-    dest = add_run(Path(args.run_dir), args.system)
+    dest = add_run(Path(args.run_dir), args.system, bundle=Path(args.bundle) if args.bundle else None)
     print(f"added to {dest}; run `econ-eval leaderboard build` to update the tables")
     return 0
 
@@ -148,7 +180,7 @@ def _cmd_quickstart(args) -> int:
         print(f"data bundle found at {config.data_dir()}")
     except DataError:
         ns = argparse.Namespace(raw=str(config.raw_dir()), annotations=str(config.annotations_dir()),
-                                out=str(config.data_dir()), split="random", seed=1234)
+                                out=str(config.data_dir()), split="random", seed=config.DEFAULT_SEED)
         _cmd_data_build(ns)
     runs = config.results_dir() / "runs"
     spec = _eval_spec(args)
@@ -240,27 +272,29 @@ def _add_judge_endpoint_args(p: argparse.ArgumentParser, *, model_required: bool
                    help="model name at the endpoint (e.g. gpt-4o, or smollm2-135m from `econ-eval serve-judge`)")
     p.add_argument("--judge-base-url", help="OpenAI-compatible base URL (default: $OPENAI_BASE_URL or OpenAI); "
                    "key from $OPENAI_API_KEY (not needed for 127.0.0.1)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: %(default)s)")
+    p.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per request (default: %(default)s)")
 
 
 def _add_call_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--response-format", default="auto", choices=["auto", "json_schema", "json_object", "none"],
                    help="structured output: auto = llama.cpp's json_object+schema on 127.0.0.1, OpenAI's "
                    "json_schema elsewhere; none = strict parsing only (default: %(default)s)")
-    p.add_argument("--concurrency", type=int, default=1, help="parallel requests (default: %(default)s)")
-    p.add_argument("--retries", type=int, default=3, help="retries on timeouts/5xx, exponential backoff (default: %(default)s)")
-    p.add_argument("--max-calls", type=int, help="budget: stop cleanly after this many requests (cached replies are free)")
-    p.add_argument("--limit", type=int, help="first N samples/items per task only")
+    p.add_argument("--concurrency", type=positive_int, default=1, help="parallel requests (default: %(default)s)")
+    p.add_argument("--retries", type=non_negative_int, default=3,
+                   help="retries on timeouts/5xx, exponential backoff (default: %(default)s)")
+    p.add_argument("--max-calls", type=positive_int,
+                   help="budget: stop cleanly after this many requests (cached replies are free)")
+    p.add_argument("--limit", type=positive_int, help="first N samples/items per task only")
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
     from .evaluate import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_DTYPE
 
-    p.add_argument("--model", default="smollm2-135m",
+    p.add_argument("--model", default=config.DEFAULT_MODEL,
                    help="registered short name (smollm2-135m) or any Hugging Face model id/path (default: %(default)s)")
     p.add_argument("--adapter", help="PEFT adapter directory to evaluate on top of --model")
     p.add_argument("--tasks", default="econ", help="lm-eval task or group names (default: %(default)s = all seven)")
-    p.add_argument("--limit", type=float, help="documents per task (smoke test; results go to results/runs/)")
+    p.add_argument("--limit", type=positive_float, help="documents per task (smoke test; results go to results/runs/)")
     p.add_argument("--batch-size", default=DEFAULT_BATCH_SIZE, help="lm-eval --batch_size (default: %(default)s, "
                    "the fastest on this CPU: see benchmarks/eval_throughput.py)")
     p.add_argument("--dtype", default=DEFAULT_DTYPE, help="model dtype (default: %(default)s, about 2x faster than "
@@ -288,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=str(config.data_dir()), help="bundle folder (default: %(default)s; env ECON_EVAL_DATA)")
     b.add_argument("--split", choices=["random", "temporal"], default="random",
                    help="random: stratified 350-paper test set; temporal: the newest 350 papers (default: %(default)s)")
-    b.add_argument("--seed", type=int, default=1234, help="split seed (default: %(default)s)")
+    b.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="split seed (default: %(default)s)")
     b.set_defaults(func=_cmd_data_build)
     v = data.add_parser("verify", help="check a bundle's files against its MANIFEST.json")
     v.add_argument("--bundle", default=str(config.data_dir()))
@@ -338,13 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
         dest="lb_cmd", required=True)
     lbb = lb.add_parser("build", help="write results/leaderboard.{json,md,csv} and plots")
     lbb.add_argument("--results", help="results folder (default: results/)")
+    bundle_help = ("check runs against this built bundle's version and test fingerprints instead of the "
+                   "published bundle's")
+    lbb.add_argument("--bundle", help=bundle_help)
     lbb.set_defaults(func=_cmd_leaderboard_build)
     lbc = lb.add_parser("check", help="refuse --limit runs, other bundle versions, changed task versions, missing tasks")
     lbc.add_argument("run_dir")
+    lbc.add_argument("--bundle", help=bundle_help)
     lbc.set_defaults(func=_cmd_leaderboard_check)
     lba = lb.add_parser("add", help="check a run and copy it into results/<system>/ (never overwrites)")
     lba.add_argument("run_dir")
     lba.add_argument("--system", help="folder name under results/ (default: from the run)")
+    lba.add_argument("--bundle", help=bundle_help)
     lba.set_defaults(func=_cmd_leaderboard_add)
 
     j = sub.add_parser("judge", help="score a run's logged samples with an LLM judge (cached, budgeted); "
@@ -362,12 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     rg.add_argument("--llm", action="store_true", help="also faithfulness, answer relevancy, context precision/recall, "
                     "answer correctness, judged by --judge-model")
     _add_judge_endpoint_args(rg, model_required=False)
-    rg.add_argument("--limit", type=int, help="first N samples per task only")
+    rg.add_argument("--limit", type=positive_int, help="first N samples per task only")
     rg.set_defaults(func=_cmd_ragas)
 
     sj = sub.add_parser("serve-judge", help="serve the embedded GGUF with llama.cpp's OpenAI-compatible server on "
                         "127.0.0.1 (offline judge; a 135M judge only proves the plumbing)")
-    sj.add_argument("--model", default="smollm2-135m", help="registered model or a .gguf path (default: %(default)s)")
+    sj.add_argument("--model", default=config.DEFAULT_MODEL, help="registered model or a .gguf path (default: %(default)s)")
     sj.add_argument("--port", type=int, default=8090, help="(default: %(default)s)")
     sj.add_argument("--threads", type=int, help="CPU threads (default: $OMP_NUM_THREADS or all cores)")
     sj.add_argument("--n-ctx", type=int, default=4096, help="context window (default: %(default)s)")
@@ -393,10 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``econ-eval`` console script."""
     from .io import DataError, RunRejected
+    from .judge.jobs import Interrupted
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except Interrupted as exc:  # Ctrl-C after saving what was done
+        print(f"econ-eval: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\necon-eval: interrupted; nothing half-written was kept (files are written atomically)",
+              file=sys.stderr)
+        return 130
     except RunRejected as exc:  # a leaderboard refusal: exit 1, the reasons on stderr
         print(f"econ-eval: {exc}", file=sys.stderr)
         return 1

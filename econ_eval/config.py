@@ -17,6 +17,11 @@ from pathlib import Path
 #: Version of the bundle layout and split rules. Task YAMLs name the version they expect.
 BUNDLE_VERSION = "1.0"
 
+#: The default model everywhere (CLI, recipes, Space, judge server): the embedded one (see models.REGISTRY).
+DEFAULT_MODEL = "smollm2-135m"
+#: The default seed of every seeded step (bundle split, training, baselines).
+DEFAULT_SEED = 1234
+
 #: The checkout this package lives in (``econ_eval/..``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import REPO_ROOT, results_dir, tasks_dir
-from .io import atomic_write_json
+from .config import DEFAULT_MODEL, REPO_ROOT, results_dir, tasks_dir
+from .data.build import verify_bundle
+from .io import DataError, atomic_write_json
 
 SUITE_TASKS = ["econ_titles", "econ_classify", "econ_classify_gen", "econ_qa", "econ_signal", "econ_signal_gen",
                "econ_mmlu"]
@@ -44,7 +45,7 @@ DEFAULT_BACKEND = "econ-hf"
 class EvalSpec:
     """What to evaluate and how (the documented CPU defaults)."""
 
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_MODEL
     adapter: str | None = None
     tasks: str = "econ"
     limit: float | None = None
@@ -84,15 +85,54 @@ def lm_eval_command(spec: EvalSpec, pretrained: str, output_path: Path) -> list[
     return cmd + list(spec.extra_args)
 
 
+def _run_child(cmd: list[str], env: dict, staging: Path, dest: Path) -> int:
+    """Run lm_eval; on Ctrl-C let it stop (it got the SIGINT too), then say what was kept."""
+    from .judge.jobs import Interrupted
+
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        try:
+            proc.wait(timeout=15)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _remove_staging(staging)
+        raise Interrupted(f"interrupted: lm_eval was stopped before it finished; nothing was filed in {dest} "
+                          "(lm-eval writes results only at the end) and nothing there was changed") from None
+
+
+def _remove_staging(staging: Path) -> None:
+    """Remove a run's staging folder if it holds nothing (and ``results/tmp`` if that is left empty)."""
+    for d in sorted((p for p in staging.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(d.iterdir()):
+            d.rmdir()
+    for d in (staging, staging.parent):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+
+
 def run_suite(spec: EvalSpec, *, log=print) -> Path:
     """Run lm_eval for ``spec``; return the path of the filed ``results_*.json``."""
-    from .models import resolve_model
+    from .lm_tasks import bundle_path
+    from .models import check_adapter, resolve_model
 
+    verify_bundle(bundle_path())  # a clear error here, not the last line of a traceback from inside lm_eval
+    warnings = []
+    if spec.adapter:
+        check_adapter(spec.adapter, spec.model, warn=lambda m: (warnings.append(m), log(m)))
     pretrained = resolve_model(spec.model)
     name = system_name(spec)
     root = results_dir()
     # --limit runs are smoke tests, not results: they go to the git-ignored results/runs/.
     dest = Path(spec.output) if spec.output else (root / "runs" / name if spec.limit is not None else root / name)
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"{dest}: exists and is not a folder; pass --output a folder for the results")
     staging = root / "tmp" / f"{name}-{os.getpid()}-{int(time.time())}"
     staging.mkdir(parents=True, exist_ok=True)
     cmd = lm_eval_command(spec, pretrained, staging)
@@ -103,11 +143,12 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
     env.setdefault("HF_DATASETS_OFFLINE", "1")
     log("$ " + shlex.join(cmd))
     t0 = time.time()
-    proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT)
+    returncode = _run_child(cmd, env, staging, dest)
     wall = time.time() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"lm_eval failed with exit code {proc.returncode}; its output is above. "
-                           f"Partial output (if any) is in {staging}")
+    if returncode != 0:
+        _remove_staging(staging)
+        kept = f"; its partial output is in {staging}" if staging.is_dir() else ""
+        raise RuntimeError(f"lm_eval failed with exit code {returncode}; its output is above{kept}")
     produced = sorted(staging.rglob("results_*.json"))
     if len(produced) != 1:
         raise RuntimeError(f"expected one results_*.json under {staging}, found {produced}")
@@ -120,6 +161,7 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
         shutil.move(str(f), target)
         moved.append(target)
     shutil.rmtree(staging, ignore_errors=True)
+    _remove_staging(staging)
     results_file = next(p for p in moved if p.name.startswith("results_"))
     stamp = re.sub(r"^results_|\.json$", "", results_file.name)
     atomic_write_json(dest / f"system_{stamp}.json", {
@@ -127,6 +169,7 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
         "dtype": spec.dtype, "batch_size": spec.batch_size, "backend": spec.backend, "device": spec.device,
         "chat_template": spec.chat_template, "limit": spec.limit, "tasks": spec.tasks,
         "wall_time_s": round(wall, 1), "command": shlex.join(cmd), "results_file": results_file.name,
+        "warnings": warnings,
     }, overwrite=False)
     log(f"results filed in {dest} ({wall / 60:.1f} min)")
     return results_file

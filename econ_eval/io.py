@@ -92,3 +92,17 @@ def sha256_file(path: Path | str) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_json(path: Path | str, *, what: str = "JSON file") -> Any:
+    """Read a JSON file; a missing or invalid file raises :class:`DataError` naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: {what} is not UTF-8 text ({exc.reason}); restore or regenerate the file") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                        "restore or regenerate the file") from exc

@@ -19,9 +19,9 @@ import yaml
 
 from . import metrics
 from .baselines import BASELINE_TASKS
-from .config import BUNDLE_VERSION, REPO_ROOT, results_dir, tasks_dir
+from .config import BUNDLE_VERSION, DEFAULT_MODEL, REPO_ROOT, results_dir, tasks_dir
 from .evaluate import SUITE_TASKS
-from .io import RunRejected, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl  # noqa: F401
+from .io import DataError, RunRejected, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from .prompts import CLASS_LABELS
 
 #: task -> (headline metric, column title)
@@ -43,6 +43,9 @@ def newest_results(folder: Path) -> Path | None:
 
 def system_folders(root: Path) -> list[Path]:
     """Every folder under ``root`` (one level, plus ``baselines/*``) that holds a results file."""
+    if not Path(root).is_dir():
+        raise DataError(f"{root}: results folder not found; pass --results a folder of runs "
+                        "(one folder per system, as in results/)")
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in SKIP_DIRS):
         if d.name == "baselines":
@@ -60,10 +63,10 @@ def _metric(results: dict, task: str, metric: str):
     return None
 
 
-def _system_info(folder: Path, results: dict) -> dict:
-    stamp = newest_results(folder).name[len("results_"):-len(".json")]
+def _system_info(folder: Path, results: dict, path: Path) -> dict:
+    stamp = path.name[len("results_"):-len(".json")]
     sysfile = folder / f"system_{stamp}.json"
-    info = json.loads(sysfile.read_text()) if sysfile.is_file() else {}
+    info = read_json(sysfile, what="system file") if sysfile.is_file() else {}
     is_baseline = results.get("config", {}).get("model") == "econ-eval-baseline"
     adapter = info.get("adapter")
     method = "baseline" if is_baseline else (_adapter_method(adapter) if adapter else "base")
@@ -86,7 +89,7 @@ def _adapter_method(adapter: str) -> str:
 
 
 def _params(base_model: str | None) -> str | None:
-    return {"smollm2-135m": "135M"}.get(base_model or "", None)
+    return {DEFAULT_MODEL: "135M"}.get(base_model or "", None)
 
 
 #: test-label counts of bundle 1.0 (MANIFEST stats), fixed so that rebuilds need no built bundle
@@ -109,12 +112,35 @@ def random_baseline(task: str) -> float:
     return 0.0
 
 
-def leaderboard_rows(root: Path) -> list[dict]:
-    """One row per system: headline metrics per task and the normalised average."""
+def accepted_results(folder: Path, expected: "Expected") -> tuple[Path | None, list[dict]]:
+    """The newest results file of ``folder`` that passes :func:`check_results`, and the newer ones that
+    did not (``[{"results_file", "problems"}]``): a ``--limit`` smoke run filed into a system's folder
+    never replaces its full run."""
+    skipped = []
+    for path in sorted(Path(folder).glob("results_*.json"), reverse=True):
+        problems = check_results(path, expected)
+        if not problems:
+            return path, skipped
+        skipped.append({"results_file": path.name, "problems": problems})
+    return None, skipped
+
+
+def leaderboard_rows(root: Path, expected: "Expected | None" = None, skipped: list | None = None) -> list[dict]:
+    """One row per system: headline metrics per task and the normalised average.
+
+    Every results file is checked as ``leaderboard check`` does; refused ones are left out and, when
+    ``skipped`` is a list, reported there.
+    """
+    expected = expected or Expected.published()
     rows = []
     for folder in system_folders(root):
-        results = json.loads(newest_results(folder).read_text())
-        info = _system_info(folder, results)
+        path, refused = accepted_results(folder, expected)
+        if skipped is not None:
+            skipped += [{"system": str(folder.relative_to(root)), **r} for r in refused]
+        if path is None:
+            continue
+        results = read_json(path, what="lm-eval results file")
+        info = _system_info(folder, results, path)
         bundle = {results["configs"][t]["metadata"].get("bundle_version") for t in results.get("configs", {})
                   if "metadata" in results["configs"][t]}
         row_metrics, normalised = {}, []
@@ -131,8 +157,8 @@ def leaderboard_rows(root: Path) -> list[dict]:
                      "metrics": row_metrics,
                      "normalised_average": round(sum(normalised) / len(normalised), 4) if normalised else None,
                      "tasks_scored": len(normalised),
-                     "results_file": str(newest_results(folder).relative_to(root)),
-                     "date": _run_date(results, newest_results(folder))})
+                     "results_file": str(path.relative_to(root)),
+                     "date": _run_date(results, path)})
     rows.sort(key=lambda r: (-(r["normalised_average"] or -9), r["system"]))
     return rows
 
@@ -238,15 +264,16 @@ def confusion_from_samples(samples_file: Path, task: str) -> dict | None:
     return metrics.confusion(items, labels) if items else None
 
 
-def _plot_confusions(root: Path, out_dir: Path) -> list[Path]:
+def _plot_confusions(root: Path, rows: list[dict], out_dir: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written = []
-    for folder in system_folders(root):
-        res = newest_results(folder)
+    for row in rows:
+        res = root / row["results_file"]
+        folder = res.parent
         stamp = res.name[len("results_"):-len(".json")]
         mats = {}
         for task in ("econ_classify", "econ_signal"):
@@ -277,18 +304,26 @@ def _plot_confusions(root: Path, out_dir: Path) -> list[Path]:
     return written
 
 
-def build(root: Path | None = None) -> dict:
-    """Write ``leaderboard.{json,md,csv}`` and plots under ``root``; return the JSON document."""
+def build(root: Path | None = None, bundle: Path | None = None, log=print) -> dict:
+    """Write ``leaderboard.{json,md,csv}`` and plots under ``root``; return the JSON document.
+
+    Each system's newest run that passes ``leaderboard check`` is ranked; refused runs are listed in the
+    document's ``skipped`` and printed. ``bundle``: check against that bundle instead of the published one.
+    """
     root = Path(root) if root else results_dir()
-    rows = leaderboard_rows(root)
-    doc = {"updated": max((r["date"] for r in rows), default=""), "bundle_version": BUNDLE_VERSION,
-           "headline_metrics": {t: m for t, (m, _) in HEADLINE.items()}, "rows": rows}
+    expected = Expected.from_bundle(bundle) if bundle else Expected.published()
+    skipped: list[dict] = []
+    rows = leaderboard_rows(root, expected, skipped)
+    for s in skipped:
+        log(f"skipped {s['system']}/{s['results_file']}: " + "; ".join(s["problems"]))
+    doc = {"updated": max((r["date"] for r in rows), default=""), "bundle_version": expected.bundle_version,
+           "headline_metrics": {t: m for t, (m, _) in HEADLINE.items()}, "rows": rows, "skipped": skipped}
     atomic_write_json(root / "leaderboard.json", doc)
     atomic_write_text(root / "leaderboard.md", to_markdown(rows))
     atomic_write_text(root / "leaderboard.csv", to_csv(rows))
     if rows:
         _plot_bars(rows, root / "plots" / "leaderboard.png")
-        _plot_confusions(root, root / "plots")
+        _plot_confusions(root, rows, root / "plots")
     return doc
 
 
@@ -310,14 +345,69 @@ class _IgnoreTagsLoader(yaml.SafeLoader):
 _IgnoreTagsLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
-def check_run(run_dir: Path) -> tuple[Path, dict]:
-    """Validate a run folder for the leaderboard; raise :class:`RunRejected` saying what is wrong."""
-    run_dir = Path(run_dir)
-    files = sorted(run_dir.rglob("results_*.json"))
-    if not files:
-        raise RunRejected(f"{run_dir}: no results_*.json found (run lm_eval with --output_path)")
-    path = files[-1]
-    results = json.loads(path.read_text())
+class Expected:
+    """What a ranked run must have been scored on: a bundle version and its test-split fingerprints."""
+
+    def __init__(self, bundle_version: str, fingerprints: dict):
+        self.bundle_version, self.fingerprints = bundle_version, fingerprints
+
+    @classmethod
+    def published(cls) -> "Expected":
+        """The published bundle (``econ_eval/data/published_fingerprints.json``, checked against a real build)."""
+        from .data.build import published_fingerprints
+
+        return cls(BUNDLE_VERSION, published_fingerprints())
+
+    @classmethod
+    def from_bundle(cls, bundle: Path) -> "Expected":
+        """A bundle built here (its MANIFEST.json, verified)."""
+        from .data.build import verify_bundle
+
+        manifest = verify_bundle(Path(bundle))
+        return cls(str(manifest["bundle_version"]), manifest.get("test_fingerprints", {}))
+
+
+def _bundle_task(results: dict, task: str) -> str:
+    return (results.get("configs", {}).get(task, {}).get("dataset_kwargs") or {}).get("bundle_task", task)
+
+
+def _fingerprint_problem(path: Path, results: dict, task: str, expected: Expected) -> str | None:
+    """Why ``task``'s test documents are not the expected ones (None when they are).
+
+    Runs record the test file's sha256 in the task metadata; older runs are checked through the ids of
+    the documents in their logged samples.
+    """
+    from .data.build import doc_identity, ids_fingerprint
+
+    folder = _bundle_task(results, task)
+    want = expected.fingerprints.get(folder)
+    if not want:
+        return f"{task}: no test fingerprint is known for bundle folder {folder!r}"
+    recorded = results.get("configs", {}).get(task, {}).get("metadata", {}).get("test_sha256")
+    if recorded:
+        return None if recorded == want["test_sha256"] else (
+            f"{task} was scored on other test documents (test_sha256 {recorded[:12]}…, expected "
+            f"{want['test_sha256'][:12]}…): a bundle built with another seed or split")
+    stamp = path.name[len("results_"):-len(".json")]
+    samples = path.parent / f"samples_{task}_{stamp}.jsonl"
+    if not samples.is_file():
+        return f"{task}: no test fingerprint recorded and no logged samples to check the test documents against"
+    rows = sorted(read_jsonl(samples), key=lambda r: r.get("doc_id", 0))
+    try:
+        ids = [str(r["doc"]["id"]) if "id" in r["doc"] else doc_identity(folder, r["doc"]) for r in rows]
+    except (KeyError, TypeError):
+        return f"{samples}: logged docs lack their ids; cannot check the test documents"
+    if ids_fingerprint(ids) != want["test_ids_sha256"]:
+        return f"{task} was scored on other test documents than bundle {expected.bundle_version}'s (ids differ)"
+    return None
+
+
+def check_results(path: Path, expected: Expected | None = None) -> list[str]:
+    """Everything that keeps one results file off the leaderboard (empty list: accepted)."""
+    expected = expected or Expected.published()
+    results = read_json(path, what="lm-eval results file")
+    if not isinstance(results, dict):
+        return [f"{path}: not an lm-eval results document"]
     problems = []
     limit = results.get("config", {}).get("limit")
     if limit is not None:
@@ -327,22 +417,42 @@ def check_run(run_dir: Path) -> tuple[Path, dict]:
     missing = [t for t in required if t not in results.get("results", {})]
     if missing:
         problems.append(f"missing task(s) {missing}: run --tasks econ")
-    expected = task_versions()
+    versions = task_versions()
     for task in required:
-        if task in results.get("versions", {}) and task in expected and \
-                float(results["versions"][task]) != expected[task]:
-            problems.append(f"{task} version {results['versions'][task]} differs from this checkout's {expected[task]}")
+        if task in results.get("versions", {}) and task in versions and \
+                float(results["versions"][task]) != versions[task]:
+            problems.append(f"{task} version {results['versions'][task]} differs from this checkout's {versions[task]}")
         meta = results.get("configs", {}).get(task, {}).get("metadata", {})
-        if task in results.get("results", {}) and str(meta.get("bundle_version")) != BUNDLE_VERSION:
-            problems.append(f"{task} was scored on bundle {meta.get('bundle_version')!r}, not {BUNDLE_VERSION!r}")
+        if task not in results.get("results", {}):
+            continue
+        if str(meta.get("bundle_version")) != expected.bundle_version:
+            problems.append(f"{task} was scored on bundle {meta.get('bundle_version')!r}, not "
+                            f"{expected.bundle_version!r}")
+        elif limit is None:
+            problem = _fingerprint_problem(path, results, task, expected)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def check_run(run_dir: Path, bundle: Path | None = None) -> tuple[Path, dict]:
+    """Validate a run folder's newest results for the leaderboard; raise :class:`RunRejected` saying why not."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: not a folder; pass the folder lm_eval --output_path wrote to")
+    files = sorted(run_dir.rglob("results_*.json"), key=lambda p: p.name)
+    if not files:
+        raise RunRejected(f"{run_dir}: no results_*.json found (run lm_eval with --output_path)")
+    path = files[-1]
+    problems = check_results(path, Expected.from_bundle(bundle) if bundle else Expected.published())
     if problems:
         raise RunRejected(f"{path}: refused:\n  - " + "\n  - ".join(problems))
-    return path, results
+    return path, read_json(path)
 
 
-def add_run(run_dir: Path, system: str | None = None, root: Path | None = None) -> Path:
+def add_run(run_dir: Path, system: str | None = None, root: Path | None = None, bundle: Path | None = None) -> Path:
     """Check a run and copy its files into ``results/<system>/``; never overwrite. Returns the folder."""
-    path, results = check_run(run_dir)
+    path, results = check_run(run_dir, bundle)
     root = Path(root) if root else results_dir()
     stamp = path.name[len("results_"):-len(".json")]
     name = system or (results.get("model_name") or path.parent.name).replace("/", "__").split("__")[-1]

@@ -8,12 +8,26 @@ from __future__ import annotations
 
 
 def main() -> None:
-    """Register ``econ-hf`` and hand over to ``lm_eval``'s command line."""
+    """Register ``econ-hf`` and hand over to ``lm_eval``'s command line.
+
+    A data problem (no bundle, a bundle that fails its MANIFEST check) ends with one clear line and exit
+    code 2 instead of the last line of a long traceback.
+    """
+    import sys
+
     from lm_eval.__main__ import cli_evaluate
 
     from . import fast_hf  # noqa: F401  (registers the econ-hf model)
+    from .io import DataError
 
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except DataError as exc:
+        print(f"econ-eval: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("\nlm_eval interrupted; no results were written", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

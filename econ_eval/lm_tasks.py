@@ -63,7 +63,28 @@ def load_task_dataset(bundle_task: str, bundle_version: str | None = None, **_ig
     folder = path / bundle_task
     if not folder.is_dir():
         raise DataError(f"{folder}: no such task folder in the bundle; rebuild with `econ-eval data build`")
+    _record_test_fingerprint(manifest, bundle_task)
     return datasets.DatasetDict({s: datasets.Dataset.from_list(read_jsonl(folder / f"{s}.jsonl")) for s in SPLITS})
+
+
+def _record_test_fingerprint(manifest: dict, bundle_task: str) -> None:
+    """Put the test split's sha256 into the calling lm-eval task's metadata, so that the results file
+    records WHICH test documents were scored (the leaderboard checks it).
+
+    lm-eval hands ``custom_dataset`` a copy of the metadata, so the task object is found on the caller's
+    frame (``ConfigurableTask.download``); elsewhere (tests, other callers) this does nothing.
+    """
+    import sys
+
+    fingerprint = manifest.get("test_fingerprints", {}).get(bundle_task, {}).get("test_sha256")
+    frame = sys._getframe(2)  # load_task_dataset's caller (or load_rag_dataset's, via it)
+    for _ in range(3):
+        task = frame.f_locals.get("self") if frame else None
+        config = getattr(task, "config", None)
+        if fingerprint and isinstance(getattr(config, "metadata", None), dict):
+            config.metadata["test_sha256"] = fingerprint
+            return
+        frame = frame.f_back if frame else None
 
 
 #: Abstracts retrieved per question for econ_qa_rag.
@@ -116,6 +137,27 @@ try:
     _install_bootstrap_stderr()
 except ImportError:  # lm-eval not installed: the rest of the module still works
     pass
+
+
+class _OurTaskNoise:
+    """A logging filter for lm-eval's "Custom kwargs can be passed to `--metadata`" warning, which it prints
+    for every task with a ``custom_dataset`` (all of ours: they take no custom kwargs). Other tasks keep it."""
+
+    def filter(self, record) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("econ_") and "Custom kwargs can be passed to `--metadata`" in msg)
+
+
+def _silence_our_task_noise() -> None:
+    import logging
+
+    for name in ("lm_eval.api.task", "lm-eval"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _OurTaskNoise) for f in logger.filters):
+            logger.addFilter(_OurTaskNoise())
+
+
+_silence_our_task_noise()
 
 
 # --------------------------------------------------------------------------- the aggregate score

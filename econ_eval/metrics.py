@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .config import DEFAULT_SEED
 from .prompts import CLASS_LABELS, INVALID
 
 #: Corpus-level aggregation functions that get a bootstrap standard error.
@@ -31,7 +32,7 @@ CORPUS_METRICS: dict[str, Callable] = {}
 #: Resamples for corpus-metric standard errors (``ECON_EVAL_BOOTSTRAP_ITERS`` overrides; lm-eval's
 #: ``--bootstrap_iters`` caps it further, and 0 turns standard errors off).
 BOOTSTRAP_ITERS = int(os.environ.get("ECON_EVAL_BOOTSTRAP_ITERS", "500"))
-BOOTSTRAP_SEED = 1234
+BOOTSTRAP_SEED = DEFAULT_SEED
 
 
 def corpus_metric(fn: Callable) -> Callable:

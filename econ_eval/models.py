@@ -215,3 +215,59 @@ def fetch_model(name: str, *, force: bool = False, log=print) -> Path:
 def model_info(name: str) -> dict:
     """The conversion record of a fetched model."""
     return json.loads((model_dir(name) / CONVERSION_MARKER).read_text())
+
+
+def check_adapter(adapter: Path | str, base: str, *, warn=None) -> dict:
+    """Check a PEFT adapter folder before loading it; return its ``adapter_config.json``.
+
+    Raises :class:`~econ_eval.io.DataError` naming the file for a missing/invalid config or a truncated or
+    corrupt ``adapter_model.safetensors``. When the config names another base model than ``base`` (a short
+    name or a path), ``warn`` is called with a message (the adapter would be applied to the wrong model).
+    """
+    from .io import DataError, read_json
+
+    adapter = Path(adapter)
+    if not adapter.is_dir():
+        raise DataError(f"{adapter}: adapter folder not found; pass a PEFT adapter directory "
+                        "(e.g. adapters/smollm2-135m-lora)")
+    cfg = read_json(adapter / "adapter_config.json", what="PEFT adapter config (adapter_config.json)")
+    weights = adapter / "adapter_model.safetensors"
+    if weights.is_file():
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(weights), framework="pt") as fh:
+                for key in fh.keys():
+                    fh.get_slice(key)  # touches every tensor's header and extent
+            size, needed = weights.stat().st_size, _safetensors_extent(weights)
+            if size < needed:
+                raise ValueError(f"file has {size} bytes, its header needs {needed}")
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+            raise DataError(f"{weights}: not a readable safetensors file ({exc}); the adapter is truncated or "
+                            "corrupt — copy it again or retrain it") from exc
+    elif not (adapter / "adapter_model.bin").is_file():
+        raise DataError(f"{adapter}: no adapter_model.safetensors; is this a finished adapter?")
+    named = str(cfg.get("base_model_name_or_path") or "")
+    if named and warn is not None and not _same_model(named, base):
+        warn(f"warning: adapter {adapter} was trained on {named!r}, but is being applied to {base!r}; "
+             "its scores will not mean what you think (pass --model with the adapter's base)")
+    return cfg
+
+
+def _safetensors_extent(path: Path) -> int:
+    """Bytes a safetensors file must have: 8 + header length + the largest tensor end offset."""
+    with path.open("rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    return 8 + n + max(ends, default=0)
+
+
+def _same_model(named: str, base: str) -> bool:
+    """True when an adapter's recorded base (a hub id or a local path) is the model ``base`` names."""
+    if named == base:
+        return True
+    candidates = {base, Path(base).name}
+    if base in REGISTRY:
+        candidates |= {str(model_dir(base)), model_dir(base).name, REGISTRY[base].upstream}
+    return named in candidates or Path(named).name in candidates

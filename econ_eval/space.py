@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -88,13 +89,60 @@ def pasted_doc(task: str, text: str, question: str = "") -> dict:
     return {"date": "", "title": head.strip(), "text": body.strip() or head.strip()}
 
 
+#: Test examples shipped with an exported Space (``econ-eval space export``), used when no bundle is built.
+EXAMPLES_FILE = "space_examples.jsonl"
+
+
 def load_examples(task: str, n: int = 40, bundle: Path | None = None) -> list[dict]:
-    """The first ``n`` test examples of a bundle task (the bundle's seeded order)."""
+    """The first ``n`` test examples of a bundle task (the bundle's seeded order); without a built bundle,
+    those of the examples file an exported Space ships (``<checkout>/space_examples.jsonl``)."""
     bundle = bundle or config.data_dir()
     path = bundle / task / "test.jsonl"
-    if not path.is_file():
-        raise DataError(f"{path}: not found; build the bundle with `econ-eval data build`")
-    return read_jsonl(path)[:n]
+    if path.is_file():
+        return read_jsonl(path)[:n]
+    shipped = config.REPO_ROOT / EXAMPLES_FILE
+    if shipped.is_file():
+        return [r["doc"] for r in read_jsonl(shipped) if r.get("task") == task][:n]
+    raise DataError(f"{path}: not found; build the bundle with `econ-eval data build`")
+
+
+def uploaded_paths(files, accepted: set[str], upload_root: str | Path) -> list[Path]:
+    """The paths of files a visitor uploaded, refusing any that Gradio's upload route did not receive.
+
+    An API caller can send a FileData whose ``path`` names any file on the server; only paths in
+    ``accepted`` (the files Gradio's own upload route stored, ``Blocks.upload_file_set``) that lie inside
+    its upload folder are read. Anything else is a :class:`DataError` (the file is never opened).
+    """
+    root = Path(upload_root).resolve()
+    known = {str(Path(p).resolve()) for p in accepted}
+    out = []
+    for f in files or []:
+        raw = f if isinstance(f, (str, Path)) else (f.get("path") if isinstance(f, dict) else getattr(f, "path", None)
+                                                   or getattr(f, "name", None))
+        if not raw:
+            raise DataError("an uploaded file arrived without a path; upload it again")
+        path = Path(raw).resolve()
+        if str(path) not in known or not path.is_relative_to(root):
+            raise DataError(f"{Path(str(raw)).name}: not a file uploaded through this page; upload it with the "
+                            "Documents box (or gradio_client.handle_file) and try again")
+        out.append(path)
+    return out
+
+
+def adapter_card(adapter: str | Path | None) -> tuple[str, str]:
+    """``(name, model card markdown)`` of an adapter folder, for display: never its local path."""
+    if not adapter:
+        return "—", ""
+    adapter = Path(adapter)
+    card = adapter / "README.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if text.startswith("---"):  # drop the YAML front matter
+        end = text.find("\n---", 3)
+        text = text[end + 4:] if end > 0 else text
+    # the card's table names the base model's local path: show the short name only
+    text = "\n".join(line for line in text.splitlines() if "](" not in line or "loss_curve" not in line)
+    text = re.sub(r"\(`/[^`]*`\)", "", text)
+    return adapter.name, text.strip()
 
 
 def example_label(task: str, doc: dict, i: int) -> str:
@@ -114,7 +162,7 @@ class Answer:
 class SideBySide:
     """Base and tuned answers from ONE model in memory (a PeftModel; base = adapter disabled)."""
 
-    def __init__(self, base: str = "smollm2-135m", adapter: str | None = None, *, dtype: str = "bfloat16",
+    def __init__(self, base: str = config.DEFAULT_MODEL, adapter: str | None = None, *, dtype: str = "bfloat16",
                  threads: int | None = None):
         import torch
         from peft import PeftModel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from econ_eval.evaluate import SUITE_TASKS
 from econ_eval.prompts import CLASS_LABELS
 
 from .conftest import TINY_SIZES
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -33,7 +36,9 @@ def test_all_baselines_on_tiny_bundle(tiny_bundle, tmp_path):
         assert doc["n-samples"]["econ_signal"]["effective"] == 22
         for task in ("econ_classify", "econ_signal"):
             assert 0.0 <= doc["results"][task]["score,none"] <= 1.0
-            assert doc["configs"][task]["metadata"]["bundle_version"] == "1.0"
+            meta = doc["configs"][task]["metadata"]
+            assert meta["bundle_version"] == "1.0-sizes"  # the tiny bundle's sizes are not the published ones
+            assert len(meta["test_sha256"]) == 64  # which test documents were scored
         samples = list(path.parent.glob("samples_econ_classify_*.jsonl"))
         assert len(samples) == 1
     # reproducible: the same seed gives the same predictions
@@ -61,16 +66,28 @@ def test_baseline_metrics_equal_task_metrics():
     assert doc["results"]["econ_classify"]["acc,none"] == pytest.approx(sum(d["acc"] for d in per_doc) / len(per_doc))
 
 
+def _bundle_dir(task):
+    return {"econ_classify_gen": "econ_classify", "econ_signal_gen": "econ_signal"}.get(task, task)
+
+
 def _fake_llm_run(folder, *, limit=None, bundle="1.0", tasks=SUITE_TASKS, version=1.0, stamp="2026-01-01T00-00-00.000001",
-                  value=0.5):
+                  value=0.5, fingerprints=None):
+    """An lm-eval results file as `lm_eval` writes it for our tasks (fingerprints: the published bundle's)."""
+    from econ_eval.data.build import published_fingerprints
+
+    fingerprints = fingerprints if fingerprints is not None else published_fingerprints()
     folder.mkdir(parents=True, exist_ok=True)
     res = {t: {"alias": t} for t in tasks}
     for t in tasks:
         for m in ("rougeL", "macro_f1", "f1", "acc", "score"):
             res[t][f"{m},none"] = value
             res[t][f"{m}_stderr,none"] = 0.01
-    doc = {"results": res, "versions": {t: version for t in tasks},
-           "configs": {t: {"task": t, "metadata": {"version": version, "bundle_version": bundle}} for t in tasks},
+    configs = {t: {"task": t, "dataset_kwargs": {"bundle_task": _bundle_dir(t)},
+                   "metadata": {"version": version, "bundle_version": bundle}} for t in tasks}
+    for t in tasks:
+        if _bundle_dir(t) in fingerprints:
+            configs[t]["metadata"]["test_sha256"] = fingerprints[_bundle_dir(t)]["test_sha256"]
+    doc = {"results": res, "versions": {t: version for t in tasks}, "configs": configs,
            "n-samples": {t: {"original": 10, "effective": 10} for t in tasks},
            "config": {"model": "hf", "limit": limit}, "model_name": "org/some-model"}
     (folder / f"results_{stamp}.json").write_text(json.dumps(doc))
@@ -93,6 +110,58 @@ def test_check_refuses_bad_runs(tmp_path):
         leaderboard.check_run(tmp_path / "empty")
 
 
+def test_check_refuses_runs_on_other_test_documents(tmp_path, tiny_bundle):
+    """Regression (#10): a bundle built with another seed used to pass as "1.0"; the test fingerprint tells."""
+    other = {t: {"test_sha256": "0" * 64, "test_ids_sha256": "0" * 64} for t in
+             ("econ_titles", "econ_classify", "econ_qa", "econ_signal", "econ_mmlu")}
+    with pytest.raises(leaderboard.RunRejected, match=r"econ_classify was scored on other test documents"):
+        leaderboard.check_run(_fake_llm_run(tmp_path / "seed99", fingerprints=other))
+    # no fingerprint and no logged samples: nothing to check against, refused
+    with pytest.raises(leaderboard.RunRejected, match=r"no test fingerprint recorded and no logged samples"):
+        leaderboard.check_run(_fake_llm_run(tmp_path / "bare", fingerprints={}))
+    # older runs are checked through the ids of their logged docs
+    legacy = _fake_llm_run(tmp_path / "legacy", fingerprints={})
+    stamp = "2026-01-01T00-00-00.000001"
+    for t in SUITE_TASKS:
+        src = next((REPO / "results" / "smollm2-135m").glob(f"samples_{t}_*.jsonl"))
+        (legacy / f"samples_{t}_{stamp}.jsonl").write_text(src.read_text())
+    leaderboard.check_run(legacy)
+    mmlu = legacy / f"samples_econ_mmlu_{stamp}.jsonl"
+    mmlu.write_text("".join(mmlu.read_text().splitlines(keepends=True)[1:]))  # one test doc fewer
+    with pytest.raises(leaderboard.RunRejected, match=r"econ_mmlu was scored on other test documents"):
+        leaderboard.check_run(legacy)
+    # against a bundle built here (--bundle): its own version and fingerprints
+    from econ_eval.data.build import verify_bundle
+
+    tiny = verify_bundle(tiny_bundle)
+    leaderboard.check_run(_fake_llm_run(tmp_path / "tiny", bundle=tiny["bundle_version"],
+                                        fingerprints=tiny["test_fingerprints"]), bundle=tiny_bundle)
+
+
+def test_build_skips_and_lists_refused_runs(tmp_path):
+    """Regression (#4): a --limit run filed into a system's folder replaced its full run on the leaderboard."""
+    root = tmp_path / "results"
+    _fake_llm_run(root / "model", value=0.7)
+    _fake_llm_run(root / "model", value=0.1, limit=2, tasks=["econ_classify"], stamp="2026-03-01T00-00-00.000001")
+    _fake_llm_run(root / "only-smoke", limit=2, tasks=["econ_classify"])
+    doc = leaderboard.build(root, log=lambda m: None)
+    rows = {r["system"]: r for r in doc["rows"]}
+    assert set(rows) == {"model"} and rows["model"]["tasks_scored"] == 5
+    assert rows["model"]["metrics"]["econ_classify"]["macro_f1"] == 0.7  # the full run, not the newer smoke run
+    assert rows["model"]["results_file"].endswith("2026-01-01T00-00-00.000001.json")
+    skipped = {(s["system"], s["results_file"]): s["problems"] for s in doc["skipped"]}
+    assert len(skipped) == 2 and any("--limit 2" in p for p in skipped[("only-smoke",
+                                                                        "results_2026-01-01T00-00-00.000001.json")])
+    with pytest.raises(leaderboard.DataError, match="results folder not found"):
+        leaderboard.build(tmp_path / "nope")
+    bad = tmp_path / "bad"
+    _fake_llm_run(bad / "m")
+    next((bad / "m").glob("results_*.json")).write_text("{not json")
+    with pytest.raises(leaderboard.DataError, match=r"results_2026-01-01T00-00-00.000001.json: lm-eval results "
+                                                    r"file is not valid JSON"):
+        leaderboard.build(bad)
+
+
 def test_add_never_overwrites(tmp_path):
     run = _fake_llm_run(tmp_path / "run")
     root = tmp_path / "results"
@@ -107,21 +176,25 @@ def test_add_never_overwrites(tmp_path):
 
 def test_build_is_deterministic_and_ranks(tiny_bundle, tmp_path):
     root = tmp_path / "results"
-    _fake_llm_run(root / "good-model", value=0.8)
-    _fake_llm_run(root / "weak-model", value=0.3, stamp="2026-02-01T00-00-00.000001")
+    from econ_eval.data.build import verify_bundle
+
+    tiny = verify_bundle(tiny_bundle)
+    fake = dict(bundle=tiny["bundle_version"], fingerprints=tiny["test_fingerprints"])
+    _fake_llm_run(root / "good-model", value=0.8, **fake)
+    _fake_llm_run(root / "weak-model", value=0.3, stamp="2026-02-01T00-00-00.000001", **fake)
     run_baselines(["logistic_regression"], ["econ_classify", "econ_signal"], tiny_bundle, root / "baselines",
                   log=lambda s: None)
     (root / "runs").mkdir()
     _fake_llm_run(root / "runs" / "smoke", limit=3)  # smoke runs are never listed
-    doc = leaderboard.build(root)
+    doc = leaderboard.build(root, bundle=tiny_bundle, log=lambda m: None)
     first = {p: (root / p).read_bytes() for p in ("leaderboard.json", "leaderboard.md", "leaderboard.csv")}
-    leaderboard.build(root)
+    leaderboard.build(root, bundle=tiny_bundle, log=lambda m: None)
     assert first == {p: (root / p).read_bytes() for p in first}
     systems = [r["system"] for r in doc["rows"]]
     assert systems.index("good-model") < systems.index("weak-model")
     assert "smoke" not in systems and "baseline:logistic_regression" in systems
     row = next(r for r in doc["rows"] if r["system"] == "good-model")
-    assert row["metrics"]["econ_classify"]["macro_f1"] == 0.8 and row["bundle_version"] == "1.0"
+    assert row["metrics"]["econ_classify"]["macro_f1"] == 0.8 and row["bundle_version"] == "1.0-sizes"
     assert set(row) >= {"system", "base_model", "adapter", "method", "params", "bundle_version", "metrics"}
     assert doc["updated"].startswith("2026")  # newest run, not the build time
     assert (root / "plots" / "leaderboard.png").stat().st_size > 1000

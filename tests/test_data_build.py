@@ -96,12 +96,16 @@ def test_build_is_deterministic(tiny_data, tmp_path):
     assert (tmp_path / "a" / "MANIFEST.json").read_bytes() == (tmp_path / "b" / "MANIFEST.json").read_bytes()
     c = build_bundle(raw, ann, tmp_path / "c", seed=99, log=lambda s: None, **TINY_SIZES)
     assert c["files"]["econ_classify/test.jsonl"]["sha256"] != a["files"]["econ_classify/test.jsonl"]["sha256"]
+    # regression (#10): another seed is another bundle, in its version string and in its test fingerprint
+    assert c["bundle_version"] == "1.0-seed99-sizes" != a["bundle_version"]
+    assert c["test_fingerprints"]["econ_classify"] != a["test_fingerprints"]["econ_classify"]
+    assert a["test_fingerprints"]["econ_signal"] == c["test_fingerprints"]["econ_signal"]  # ModApte test: fixed
 
 
 def test_temporal_split_takes_newest(tiny_data, tmp_path):
     raw, ann = tiny_data
     m = build_bundle(raw, ann, tmp_path / "t", split="temporal", log=lambda s: None, **TINY_SIZES)
-    assert m["bundle_version"].endswith("-temporal")
+    assert m["bundle_version"] == "1.0-temporal-sizes"
     test = _rows(tmp_path / "t", "econ_classify", "test")
     train = _rows(tmp_path / "t", "econ_classify", "train")
     assert min(r["created"] for r in test) >= max(r["created"] for r in train)

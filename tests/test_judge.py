@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ import pytest
 from econ_eval.judge.client import ChatClient, ReplyCache, base_url_host
 from econ_eval.judge.prompts import (JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task,
                                      parse_judgement)
-from econ_eval.judge.run import judge_run, load_judgeable, sample_files
+from econ_eval.judge.run import JudgeFailed, judge_run, load_judgeable, sample_files
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED_RUN = REPO / "results" / "smollm2-135m"
@@ -192,26 +193,75 @@ def test_budget_stops_cleanly_and_resumes(llama, run_dir, tmp_path):
     assert report2["complete"] and report2["cache_hits"] == 2 and report2["calls_made"] == 1
 
 
-def test_closed_port_counts_every_sample_as_missing(run_dir, tmp_path):
+def _only_report(run_dir: Path) -> dict:
+    (path,) = run_dir.glob("judge_*.json")
+    return json.loads(path.read_text())
+
+
+def test_closed_port_fails_fast_and_is_not_complete(run_dir, tmp_path):
+    """Regression (#6): a closed port used to cost retries for every sample and end "complete", exit 0."""
     from econ_eval.judge.server import free_port
 
-    client = ChatClient("judge", base_url=f"http://127.0.0.1:{free_port()}/v1", retries=1, backoff=0.01,
-                        timeout=5, cache=ReplyCache(tmp_path / "c.sqlite"))
-    report = json.loads(judge_run(run_dir, client, progress=False, log=lambda m: None).read_text())
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    client = ChatClient("judge", base_url=url, retries=1, backoff=0.01, timeout=5, cache=ReplyCache(tmp_path / "c.sqlite"))
+    with pytest.raises(JudgeFailed, match=rf"no sample could be scored by judge at {url}.*unreachable: 3 "
+                                          r"connection errors in a row"):
+        judge_run(run_dir, client, progress=False, log=lambda m: None)
+    report = _only_report(run_dir)  # the report is written all the same, with every sample missing
     for summary in report["results"].values():
         assert summary["n_scored"] == 0 and summary["mean"] is None
         assert summary["missing_by_reason"] == {"error": summary["n"]}
-    assert report["calls_made"] == 10  # 5 samples x (1 try + 1 retry)
-    assert all("APIConnectionError" in s["error"] for s in report["samples"])
+    assert report["calls_made"] == 3 and not report["complete"]  # 3 failed connections, then nothing sent
+    assert "unreachable" in report["endpoint_error"] and url in report["endpoint_error"]
+    # the CLI exits non-zero and names the endpoint
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "judge", str(run_dir), "--judge-model", "judge",
+                           "--judge-base-url", url, "--retries", "0"], capture_output=True, text=True,
+                          env={**os.environ, "ECON_EVAL_HOME": str(tmp_path / "home")})
+    assert proc.returncode != 0 and url in proc.stderr and "no sample could be scored" in proc.stderr
 
 
 def test_a_server_returning_garbage_gives_nan_not_a_crash(bad_server, run_dir, tmp_path):
     mode, url = bad_server
     client = ChatClient("judge", base_url=url, retries=0, timeout=5, cache=ReplyCache(tmp_path / "c.sqlite"))
-    report = json.loads(judge_run(run_dir, client, progress=False, log=lambda m: None).read_text())
+    with pytest.raises(JudgeFailed):
+        judge_run(run_dir, client, progress=False, log=lambda m: None)
+    report = _only_report(run_dir)
     reason = "error" if mode == "garbage" else "unparseable"
     for summary in report["results"].values():
         assert summary["n_scored"] == 0 and summary["missing_by_reason"] == {reason: summary["n"]}
+    assert report["complete"] == (reason == "unparseable")  # errors leave it incomplete (a rerun resumes)
+
+
+def test_unparseable_replies_are_not_cached_and_the_key_names_the_endpoint(bad_server, run_dir, tmp_path):
+    """Regression (#8): NaN replies were cached and replayed, even against another endpoint."""
+    mode, url = bad_server
+    if mode != "nonsense":
+        pytest.skip("needs a well-formed but unparseable reply")
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    with pytest.raises(JudgeFailed):
+        judge_run(run_dir, ChatClient("judge", base_url=url, retries=0, cache=cache), progress=False,
+                  log=lambda m: None)
+    assert cache._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 0
+    msgs = [{"role": "user", "content": "a"}]
+    assert ReplyCache.key("m", "1", msgs, None, "http://127.0.0.1:1/v1") != \
+        ReplyCache.key("m", "1", msgs, None, "http://127.0.0.1:2/v1")
+    client = ChatClient("judge", base_url=url, cache=cache)
+    reply = client.chat(msgs, prompt_version="t")  # accepted (no validator): cached under THIS endpoint
+    assert reply.content == "banana" and client.chat(msgs, prompt_version="t").cached
+    other = ChatClient("judge", base_url=url.replace("/v1", "/other/v1"), cache=cache, retries=0, timeout=2)
+    assert not other.chat(msgs, prompt_version="t").cached  # same model name, other endpoint: no replay
+
+
+def test_bad_limits_are_refused(run_dir, tmp_path):
+    """Regression (#9): --limit 0 judged everything; --max-calls -5 was accepted."""
+    with pytest.raises(ValueError, match="limit must be 1 or more"):
+        load_judgeable(run_dir, limit=0)
+    with pytest.raises(ValueError, match="max_calls"):
+        ChatClient("m", base_url="http://127.0.0.1:9/v1", max_calls=-5, cache=ReplyCache(tmp_path / "c.sqlite"))
+    for flag, value in (("--limit", "0"), ("--max-calls", "-5"), ("--concurrency", "0"), ("--timeout", "0")):
+        proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "judge", str(run_dir), "--judge-model", "m",
+                               flag, value], capture_output=True, text=True)
+        assert proc.returncode == 2 and flag in proc.stderr and "must be" in proc.stderr
 
 
 def test_judge_cli_reports_a_bad_run_dir(tmp_path):

@@ -62,9 +62,9 @@ def test_rag_dataset_adds_retrieved_contexts(tiny_data, tmp_path, monkeypatch):
 
     raw, ann = tiny_data
     bundle = tmp_path / "bundle"
-    build_bundle(raw, ann, bundle, log=lambda m: None, **TINY_SIZES)
+    manifest = build_bundle(raw, ann, bundle, log=lambda m: None, **TINY_SIZES)
     monkeypatch.setenv("ECON_EVAL_DATA", str(bundle))
-    ds = load_rag_dataset("econ_qa", top_k=2, bundle_version="1.0")
+    ds = load_rag_dataset("econ_qa", top_k=2, bundle_version=manifest["bundle_version"])
     doc = ds["test"][0]
     assert len(doc["contexts"]) == 2 and len(doc["context_ids"]) == 2
     assert doc["context_scores"][0] >= doc["context_scores"][1]

@@ -18,19 +18,19 @@ and ``MANIFEST.json`` carries no timestamp, so two builds give byte-identical fi
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from ..config import BUNDLE_VERSION
-from ..io import DataError, atomic_write_json, atomic_write_jsonl, sha256_file
+from ..config import BUNDLE_VERSION, DEFAULT_SEED
+from ..io import DataError, atomic_write_json, atomic_write_jsonl, read_json, sha256_file
 from . import sources
 from .sources import CLASS_OF_PRIMARY, ECON_LABELS
 
 TASK_DIRS = ["econ_titles", "econ_classify", "econ_qa", "econ_signal", "econ_mmlu"]
 SPLITS = ["train", "validation", "test"]
-DEFAULT_SEED = 1234
 N_TEST_PAPERS = 350
 N_VALIDATION_PAPERS = 150
 N_SIGNAL_VALIDATION = 250
@@ -179,25 +179,35 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
     never leaves a half-written bundle behind.
     """
     raw, annotations, out = Path(raw), Path(annotations), Path(out)
-    for d, flag in ((raw, "--raw / ECON_EVAL_RAW"), (annotations, "--annotations / ECON_EVAL_ANNOTATIONS")):
-        if not d.is_dir():
-            raise DataError(f"{d}: directory not found; set {flag} to the shared data folder")
+    check_output_folder(out)
+    if not raw.is_dir():
+        raise DataError(sources.missing_raw_message(raw))
+    if not annotations.is_dir():
+        raise DataError(f"{annotations}: directory not found; set --annotations / ECON_EVAL_ANNOTATIONS to the "
+                        "shared annotations folder (shared/data/annotations: arxiv_econ_qa.jsonl, reuters_signal.jsonl)")
     if split not in ("random", "temporal"):
         raise DataError(f"unknown split mode {split!r}; use 'random' or 'temporal'")
+    build_args = {"split": split, "seed": seed, "n_test_papers": n_test_papers,
+                  "n_validation_papers": n_validation_papers, "n_signal_validation": n_signal_validation}
 
     log("reading arXiv metadata ...")
     papers = sources.load_arxiv(raw)
-    qa = sources.load_qa(annotations, papers)
+    duplicates: dict[str, list[str]] = {}
+    qa = sources.load_qa(annotations, papers, duplicates=duplicates)
     log(f"  {len(papers)} unique papers, {len(qa)} QA pairs")
     tasks = build_arxiv_tasks(papers, qa, mode=split, seed=seed, n_test=n_test_papers, n_val=n_validation_papers)
 
     log("reading Reuters-21578 ...")
     stories = sources.load_reuters(raw)
-    labels = sources.load_signal_labels(annotations, stories)
+    labels = sources.load_signal_labels(annotations, stories, duplicates=duplicates)
     tasks["econ_signal"] = build_signal_task(stories, labels, seed=seed, n_val=n_signal_validation)
     second_path = annotations / "reuters_signal_second_annotator.jsonl"
-    agreement = (cohen_kappa_signal(labels, sources.load_signal_labels(annotations, stories, second_path.name))
+    agreement = (cohen_kappa_signal(labels, sources.load_signal_labels(annotations, stories, second_path.name,
+                                                                       duplicates=duplicates))
                  if second_path.is_file() else {"n": 0})
+    for name, found in duplicates.items():
+        log(f"  note: {len(found)} duplicate line(s) in {name} ignored (identical to an earlier line): "
+            + "; ".join(found[:5]) + (" ..." if len(found) > 5 else ""))
 
     log("reading MMLU economics ...")
     tasks["econ_mmlu"] = {"train": sources.load_mmlu(raw, "dev"), "validation": sources.load_mmlu(raw, "val"),
@@ -205,34 +215,139 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
 
     _check_no_leak(tasks)
 
-    tmp = out.with_name(out.name + ".building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    files = {}
-    for task in TASK_DIRS:
-        for s in SPLITS:
-            path = atomic_write_jsonl(tmp / task / f"{s}.jsonl", tasks[task][s])
-            files[f"{task}/{s}.jsonl"] = {"rows": len(tasks[task][s]), "sha256": sha256_file(path)}
-    label_counts = {s: dict(sorted(Counter(r["label"] for r in tasks["econ_classify"][s]).items())) for s in SPLITS}
-    signal_counts = {s: dict(sorted(Counter(str(r["signal"]) for r in tasks["econ_signal"][s]).items()))
-                     for s in SPLITS}
-    manifest = {
-        "bundle_version": BUNDLE_VERSION if split == "random" else f"{BUNDLE_VERSION}-{split}",
-        "build_args": {"split": split, "seed": seed, "n_test_papers": n_test_papers,
-                       "n_validation_papers": n_validation_papers, "n_signal_validation": n_signal_validation},
-        "files": files,
-        "stats": {"econ_classify_labels": label_counts, "econ_signal_labels": signal_counts,
-                  "signal_annotator_agreement": agreement, "labels": ECON_LABELS},
-        "sources": {
-            "raw": {d.name: _source_files(d) for d in sorted(raw.iterdir()) if d.is_dir()},
-            "annotations": _source_files(annotations),
-        },
-    }
-    atomic_write_json(tmp / "MANIFEST.json", manifest)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
+    try:
+        files = {}
+        for task in TASK_DIRS:
+            for s in SPLITS:
+                path = atomic_write_jsonl(tmp / task / f"{s}.jsonl", tasks[task][s])
+                files[f"{task}/{s}.jsonl"] = {"rows": len(tasks[task][s]), "sha256": sha256_file(path)}
+        label_counts = {s: dict(sorted(Counter(r["label"] for r in tasks["econ_classify"][s]).items()))
+                        for s in SPLITS}
+        signal_counts = {s: dict(sorted(Counter(str(r["signal"]) for r in tasks["econ_signal"][s]).items()))
+                         for s in SPLITS}
+        manifest = {
+            "bundle_version": bundle_version_for(build_args),
+            "build_args": build_args,
+            "files": files,
+            "test_fingerprints": compute_test_fingerprints(tasks, files),
+            "stats": {"econ_classify_labels": label_counts, "econ_signal_labels": signal_counts,
+                      "signal_annotator_agreement": agreement, "labels": ECON_LABELS,
+                      "duplicate_annotation_lines": {k: len(v) for k, v in sorted(duplicates.items())}},
+            "sources": {
+                "raw": {d.name: _source_files(d) for d in sorted(raw.iterdir()) if d.is_dir()},
+                "annotations": _source_files(annotations),
+            },
+        }
+        atomic_write_json(tmp / "MANIFEST.json", manifest)
+        _swap_in(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     log(f"bundle {manifest['bundle_version']} written to {out}")
     return manifest
+
+
+#: The build arguments of the published bundle; any other build gets a version suffix saying how it differs.
+CANONICAL_BUILD_ARGS = {"split": "random", "seed": DEFAULT_SEED, "n_test_papers": N_TEST_PAPERS,
+                        "n_validation_papers": N_VALIDATION_PAPERS, "n_signal_validation": N_SIGNAL_VALIDATION}
+
+
+def bundle_version_for(build_args: dict) -> str:
+    """``BUNDLE_VERSION`` for the canonical build; otherwise suffixed (``1.0-temporal``, ``1.0-seed99``,
+    ``1.0-sizes``), so that a bundle whose test split differs never passes for the published one."""
+    parts = [BUNDLE_VERSION]
+    if build_args["split"] != "random":
+        parts.append(build_args["split"])
+    if build_args["seed"] != DEFAULT_SEED:
+        parts.append(f"seed{build_args['seed']}")
+    if any(build_args[k] != v for k, v in CANONICAL_BUILD_ARGS.items() if k not in ("split", "seed")):
+        parts.append("sizes")
+    return "-".join(parts)
+
+
+#: The field that identifies a test document of each bundle folder (MMLU: subject + source row).
+DOC_ID_FIELDS = {"econ_titles": "paper_id", "econ_classify": "paper_id", "econ_qa": "qa_id", "econ_signal": "newid",
+                 "econ_mmlu": ("subject", "source_row")}
+
+
+def doc_identity(task_dir: str, doc: dict) -> str:
+    """The identity of one document of a bundle folder (what baselines log as ``doc.id``)."""
+    key = DOC_ID_FIELDS[task_dir]
+    if isinstance(key, tuple):
+        return ":".join(str(doc[k]) for k in key)
+    return str(doc[key])
+
+
+def ids_fingerprint(ids: list[str]) -> str:
+    """sha256 of a test split's document ids in file order."""
+    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+
+
+def compute_test_fingerprints(tasks: dict, files: dict) -> dict:
+    """Content fingerprint of every test split: the file's sha256 and the sha256 of its document ids.
+
+    Results record these (``test_sha256`` in each task's metadata) and the leaderboard checks them: a
+    bundle built with another seed or split has other test documents, whatever its version string says.
+    """
+    out = {}
+    for task in TASK_DIRS:
+        out[task] = {"test_sha256": files[f"{task}/test.jsonl"]["sha256"],
+                     "test_ids_sha256": ids_fingerprint([doc_identity(task, r) for r in tasks[task]["test"]])}
+    return out
+
+
+PUBLISHED_FINGERPRINTS_FILE = Path(__file__).with_name("published_fingerprints.json")
+
+
+def published_fingerprints(version: str = BUNDLE_VERSION) -> dict:
+    """Test fingerprints of the published (canonical) bundle ``version``, as ``econ-eval data build``
+    computes them (a test rebuilds the bundle from the shared data and compares)."""
+    doc = read_json(PUBLISHED_FINGERPRINTS_FILE, what="published test fingerprints")
+    if version not in doc:
+        raise DataError(f"{PUBLISHED_FINGERPRINTS_FILE}: no fingerprints for bundle {version!r}")
+    return doc[version]
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse an output path that is a file, or a non-empty folder that is not a bundle we built."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; pass --out a folder path for the bundle")
+    if out.is_dir() and any(out.iterdir()) and not is_bundle(out):
+        raise DataError(f"{out}: folder is not empty and holds no econ-eval bundle (no MANIFEST.json with "
+                        "bundle_version and files); refusing to replace it. Pass --out an empty or new folder.")
+
+
+def is_bundle(folder: Path) -> bool:
+    """True if ``folder`` holds a bundle this builder wrote (MANIFEST.json with bundle_version and files)
+    and nothing else but its task folders and the retrieval index."""
+    import json
+
+    mpath = folder / "MANIFEST.json"
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or "bundle_version" not in manifest or "files" not in manifest:
+        return False
+    ours = set(TASK_DIRS) | {"MANIFEST.json", "index"}
+    return all(p.name in ours for p in folder.iterdir())
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace ``out`` (absent, empty, or one of our bundles) by ``tmp`` with renames only."""
+    check_output_folder(out)  # again: the folder may have changed during the build
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        try:
+            tmp.rename(out)
+        except BaseException:
+            old.rename(out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out)
 
 
 def _check_no_leak(tasks: dict) -> None:
@@ -247,13 +362,13 @@ def _check_no_leak(tasks: dict) -> None:
 
 def verify_bundle(bundle: Path) -> dict:
     """Check every file of a built bundle against its MANIFEST (rows and sha256); return the manifest."""
-    import json
-
     bundle = Path(bundle)
     mpath = bundle / "MANIFEST.json"
     if not mpath.is_file():
         raise DataError(f"{mpath}: no MANIFEST.json; build the bundle with `econ-eval data build`")
-    manifest = json.loads(mpath.read_text())
+    manifest = read_json(mpath, what="bundle manifest")
+    if not isinstance(manifest.get("files"), dict):
+        raise DataError(f"{mpath}: no 'files' table; rebuild the bundle with `econ-eval data build`")
     for rel, meta in manifest["files"].items():
         path = bundle / rel
         if not path.is_file():

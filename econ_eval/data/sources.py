@@ -27,6 +27,29 @@ MMLU_SUBJECTS = ["econometrics", "high_school_macroeconomics", "high_school_micr
 MMLU_UNANSWERABLE_PREFIX = "For Question below use the following information for a small town"
 
 
+#: The raw sources the bundle is built from: folder under the raw root -> (files it needs, where it comes from).
+REQUIRED_SOURCES = {
+    "arxiv_econ_qfin": ("econ.*.tsv.xz and q-fin.*.tsv.xz (12 files)",
+                        "staeiou/arxiv_archive, processed_data/20200101/per_category/ (Zenodo doi:10.5281/zenodo.1463242)"),
+    "reuters21578": ("reut2-000.sgm .. reut2-021.sgm",
+                     "Reuters-21578, Distribution 1.0 (D. Lewis), the original SGML files"),
+    "mmlu_econ": ("{dev,val,test}/{econometrics,high_school_macroeconomics,high_school_microeconomics}_*.csv",
+                  "hendrycks/test (MMLU) at commit 785eba5, data/{dev,val,test}/"),
+}
+REQUIRED_ANNOTATIONS = ("arxiv_econ_qa.jsonl", "reuters_signal.jsonl")
+
+
+def missing_raw_message(raw: Path) -> str:
+    """What ``data build`` needs when the raw folder is missing: each source, its files and its origin."""
+    lines = [f"{raw}: raw data folder not found. `econ-eval data build` needs these raw sources (each folder with "
+             "a SOURCE.md), normally the project's shared/data/raw beside the checkout:"]
+    for folder, (files, origin) in REQUIRED_SOURCES.items():
+        lines.append(f"  - {folder}/: {files} — from {origin}")
+    lines.append("and the annotations folder (shared/data/annotations: " + ", ".join(REQUIRED_ANNOTATIONS) + "). "
+                 "Point --raw / ECON_EVAL_RAW and --annotations / ECON_EVAL_ANNOTATIONS at them.")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- text cleaning
 _WS = re.compile(r"\s+")
 
@@ -115,22 +138,44 @@ def load_arxiv(raw: Path) -> dict[str, Paper]:
     return dict(sorted(papers.items()))
 
 
-def load_qa(annotations: Path, papers: dict[str, Paper]) -> list[dict]:
-    """QA annotations, each checked against its paper (id known, fields present)."""
+def load_qa(annotations: Path, papers: dict[str, Paper], *, duplicates: dict | None = None) -> list[dict]:
+    """QA annotations, each checked against its paper (id known, fields present and of the right type).
+
+    A line identical to an earlier one is dropped and reported in ``duplicates[file name]``; the same
+    question about the same paper with a different answer is a conflict and an error naming both lines.
+    """
     path = annotations / "arxiv_econ_qa.jsonl"
     rows = read_jsonl(path)
     fields = ["paper_id", "question", "answer", "evidence", "type"]
     out = []
+    seen: dict[tuple, tuple[int, dict]] = {}
     for i, r in enumerate(rows, 1):
+        if not isinstance(r, dict):
+            raise DataError(f"{path}:{i}: each line must be a JSON object with fields {fields}")
         for f in fields:
             if f not in r:
                 raise DataError(f"{path}:{i}: missing field {f!r}; each line needs {fields}")
         if r["question"] is None:  # the brief allows a null second question for thin abstracts
             continue
+        for f in fields:
+            if not isinstance(r[f], str) or not r[f].strip():
+                raise DataError(f"{path}:{i}: field {f!r} must be a non-empty string, got {r[f]!r}; "
+                                "fix the line or set question to null to skip it")
         if r["paper_id"] not in papers:
             raise DataError(f"{path}:{i}: paper_id {r['paper_id']!r} is not in the arXiv raw files; "
                             "use the normalised arXiv id (see raw/arxiv_econ_qfin/SOURCE.md)")
-        out.append({**{f: r[f] for f in fields}, "evidence": clean_arxiv_text(r["evidence"]), "line": i})
+        row = {f: r[f] for f in fields}
+        key = (r["paper_id"], " ".join(r["question"].split()).lower())
+        if key in seen:
+            first, earlier = seen[key]
+            if earlier == row:
+                if duplicates is not None:
+                    duplicates.setdefault(path.name, []).append(f"line {i} = line {first}")
+                continue
+            raise DataError(f"{path}:{i}: conflicts with line {first}: the same question about paper "
+                            f"{r['paper_id']} with a different answer/evidence/type; keep one of the two lines")
+        seen[key] = (i, row)
+        out.append({**row, "evidence": clean_arxiv_text(r["evidence"]), "line": i})
     return out
 
 
@@ -174,23 +219,52 @@ def load_reuters(raw: Path) -> dict[int, dict]:
     return stories
 
 
-def load_signal_labels(annotations: Path, stories: dict[int, dict], name: str = "reuters_signal.jsonl") -> list[dict]:
-    """Signal labels, each checked against its story (ModApte, has title and body)."""
+def _int_field(path: Path, i: int, r: dict, field: str, allowed: tuple | None = None) -> int:
+    value = r[field]
+    if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, str) and value.isdigit()):
+        raise DataError(f"{path}:{i}: field {field!r} must be an integer"
+                        + (f" ({' or '.join(map(str, allowed))})" if allowed else "") + f", got {value!r}")
+    value = int(value)
+    if allowed is not None and value not in allowed:
+        raise DataError(f"{path}:{i}: field {field!r} must be {' or '.join(map(str, allowed))}, got {r[field]!r}")
+    return value
+
+
+def load_signal_labels(annotations: Path, stories: dict[int, dict], name: str = "reuters_signal.jsonl", *,
+                       duplicates: dict | None = None) -> list[dict]:
+    """Signal labels, each checked against its story (ModApte, has title and body).
+
+    A story labelled twice with the same label is kept once and reported in ``duplicates[file name]``;
+    two different labels for one story are a conflict and an error naming both lines.
+    """
     path = annotations / name
     rows = read_jsonl(path)
     out = []
+    seen: dict[int, tuple[int, int]] = {}
     for i, r in enumerate(rows, 1):
+        if not isinstance(r, dict):
+            raise DataError(f"{path}:{i}: each line must be a JSON object with 'newid' and 'signal'")
         for f in ("newid", "signal"):
             if f not in r:
                 raise DataError(f"{path}:{i}: missing field {f!r}")
-        if r["signal"] not in (0, 1):
-            raise DataError(f"{path}:{i}: field 'signal' must be 0 or 1, got {r['signal']!r}")
-        s = stories.get(int(r["newid"]))
+        newid = _int_field(path, i, r, "newid")
+        signal = _int_field(path, i, r, "signal", (0, 1))
+        landmark = _int_field(path, i, r, "landmark", (0, 1)) if "landmark" in r else 0
+        s = stories.get(newid)
         if s is None:
             raise DataError(f"{path}:{i}: newid {r['newid']} is not a Reuters-21578 NEWID")
         if s["topics_attr"] != "YES" or s["lewissplit"] not in ("TRAIN", "TEST") or not s["title"] or not s["text"]:
             raise DataError(f"{path}:{i}: newid {r['newid']} is not a ModApte story with a title and body")
-        out.append(r)
+        if newid in seen:
+            first, label = seen[newid]
+            if label != signal:
+                raise DataError(f"{path}:{i}: conflicts with line {first}: story {newid} is labelled signal={signal} "
+                                f"here and signal={label} there; keep one of the two lines")
+            if duplicates is not None:
+                duplicates.setdefault(path.name, []).append(f"line {i} = line {first} (newid {newid})")
+            continue
+        seen[newid] = (i, signal)
+        out.append({**r, "newid": newid, "signal": signal, "landmark": landmark})
     return out
 
 

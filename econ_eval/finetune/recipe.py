@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..config import DEFAULT_MODEL, DEFAULT_SEED
 from ..io import DataError
 
 METHODS = ("lora", "loraplus", "qlora")
@@ -23,9 +24,9 @@ MIXTURE_TASKS = ("econ_titles", "econ_classify", "econ_qa", "econ_signal")
 class Recipe:
     """Everything a fine-tuning run needs. Field names follow TRL ``SFTConfig`` / PEFT ``LoraConfig``."""
 
-    base_model: str = "smollm2-135m"
+    base_model: str = DEFAULT_MODEL
     method: str = "lora"
-    output_dir: str = "adapters/smollm2-135m-lora"
+    output_dir: str = "adapters/runs/smollm2-135m-lora"  # published adapters live in adapters/<name>/
     # task mixture: {task: {weight: float, max_examples: int, balance_labels: bool}}
     mixture: dict = field(default_factory=lambda: {t: {"weight": 1.0, "max_examples": 200} for t in MIXTURE_TASKS})
     max_examples: int | None = None  # total cap after weighting
@@ -53,7 +54,7 @@ class Recipe:
     logging_steps: int = 5
     save_steps: int = 50
     save_total_limit: int = 2
-    seed: int = 1234
+    seed: int = DEFAULT_SEED
     bf16: bool = False
     gradient_checkpointing: bool = False
     torch_threads: int | None = None

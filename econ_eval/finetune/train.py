@@ -15,7 +15,6 @@ A rerun resumes from the last checkpoint in the output directory.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -24,6 +23,54 @@ from .data import mixture_rows
 from .recipe import Recipe
 
 TRAINING_RECORD = "econ_eval_training.json"
+#: Written into the output folder when a run starts: marks the folder as an unfinished run of a recipe.
+RUN_MARKER = "econ_eval_run.json"
+#: Recipe fields that do not change what is trained (a run may resume with other values for them).
+_NOT_TRAINING_FIELDS = {"output_dir", "source", "torch_threads", "logging_steps", "save_steps", "save_total_limit"}
+
+
+def recipe_fingerprint(recipe: Recipe) -> dict:
+    """The recipe fields that determine the trained adapter (a resumed run must have the same)."""
+    return {k: v for k, v in sorted(recipe.to_dict().items()) if k not in _NOT_TRAINING_FIELDS}
+
+
+def prepare_output_dir(out: Path, recipe: Recipe, *, resume: bool) -> bool:
+    """Check that training may write into ``out``; return True to resume from its last checkpoint.
+
+    Never overwrites what it did not make: a folder holding a finished adapter, or anything that is not an
+    unfinished run of this project, is refused with an error that says what to do. With ``resume=False``
+    an unfinished run of ours (checkpoints + :data:`RUN_MARKER`) is cleared and started again.
+    """
+    import shutil
+
+    from ..io import read_json
+
+    flag = "pick another folder with --output-dir DIR (or output_dir=DIR)"
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; {flag}")
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    if (out / TRAINING_RECORD).is_file() or (out / "adapter_model.safetensors").is_file():
+        raise DataError(f"{out}: holds a finished adapter; refusing to overwrite it. To train again, {flag}")
+    marker = out / RUN_MARKER
+    if not marker.is_file():
+        raise DataError(f"{out}: folder is not empty and is not an unfinished econ-eval run; refusing to write "
+                        f"into it. {flag[0].upper()}{flag[1:]}")
+    checkpoints = sorted(out.glob("checkpoint-*"))
+    if not resume or not checkpoints:
+        for p in checkpoints:
+            shutil.rmtree(p)
+        marker.unlink()
+        return False
+    previous = read_json(marker, what="run marker").get("recipe", {})
+    current = recipe_fingerprint(recipe)
+    changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+    if changed:
+        diff = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed[:6])
+        raise DataError(f"{out}: holds checkpoints of an unfinished run with a different recipe ({diff}); "
+                        f"resuming would mix the two. Pass --no-resume to discard those checkpoints and start "
+                        f"again in this folder, or {flag}")
+    return True
 
 
 def _throughput_callback():
@@ -79,8 +126,13 @@ def _load_model(recipe: Recipe, base: str, on_gpu: bool):
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing)
 
 
-def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, log=print) -> Path:
-    """Train the recipe's adapter; return the adapter directory."""
+def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, log=print,
+          callbacks: list | None = None) -> Path:
+    """Train the recipe's adapter; return the adapter directory.
+
+    ``resume``: continue an unfinished run of the same recipe in the output folder (see
+    :func:`prepare_output_dir`); ``callbacks``: extra ``transformers.TrainerCallback`` objects.
+    """
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
@@ -93,12 +145,14 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
 
     if recipe.torch_threads:
         torch.set_num_threads(recipe.torch_threads)
+    from ..data.build import verify_bundle
+
     bundle = Path(bundle) if bundle else bundle_path()
-    manifest = json.loads((bundle / "MANIFEST.json").read_text())
+    manifest = verify_bundle(bundle)  # the training rows must be the bundle's, byte for byte
+    out = Path(recipe.output_dir)
+    do_resume = prepare_output_dir(out, recipe, resume=resume)
     on_gpu = torch.cuda.is_available()
     base = resolve_model(recipe.base_model)
-    out = Path(recipe.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
     rows = mixture_rows(bundle, recipe)
     if not rows:
@@ -108,6 +162,9 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
         tasks_count[r["task"]] = tasks_count.get(r["task"], 0) + 1
     dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     log(f"training rows: {len(rows)} {tasks_count}")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / RUN_MARKER, {"recipe": recipe_fingerprint(recipe), "source": recipe.source,
+                                         "bundle_version": manifest["bundle_version"]})
 
     tok = AutoTokenizer.from_pretrained(base)
     model = _load_model(recipe, base, on_gpu)
@@ -140,8 +197,8 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
                                                 weight_decay=recipe.weight_decay), None)
     throughput = _throughput_callback()
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                         optimizers=optimizers, callbacks=[throughput])
-    last = get_last_checkpoint(str(out)) if resume and any(out.glob("checkpoint-*")) else None
+                         optimizers=optimizers, callbacks=[throughput, *(callbacks or [])])
+    last = get_last_checkpoint(str(out)) if do_resume else None
     if last:
         log(f"resuming from {last}")
     t0 = time.time()
@@ -165,6 +222,7 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     atomic_write_json(out / TRAINING_RECORD, record)
+    (out / RUN_MARKER).unlink(missing_ok=True)  # finished: no longer an unfinished run
     plot_loss(record["loss_history"], out / "loss_curve.png", title=f"{recipe.method} on {recipe.base_model}")
     write_model_card(out, record)
     log(f"adapter saved to {out} ({wall / 60:.1f} min, {record['tokens_per_second']} tokens/s, "
@@ -200,7 +258,7 @@ def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> 
         "Trained with `econ-eval finetune` (TRL SFTTrainer, loss on the completion only) on the TRAIN splits "
         "of the econ-eval bundle, with the same prompts the lm-eval tasks use.", "",
         "| | |", "|---|---|",
-        f"| base model | `{record['base_model']}` (`{record['base_path']}`) |",
+        f"| base model | `{record['base_model']}` |",
         f"| method | {record['method']} (r {r['lora_r']}, alpha {r['lora_alpha']}, dropout {r['lora_dropout']}, "
         f"targets {r['lora_target_modules']}{', LoRA+ ratio ' + str(r['loraplus_lr_ratio']) if record['method'] == 'loraplus' else ''}) |",
         f"| recipe | `{r.get('source')}` |",

@@ -13,11 +13,11 @@ items already in the output, so it resumes. Every line is validated; a reply tha
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..io import DataError, read_jsonl
-from .client import BudgetExhausted, ChatClient
+from .client import BudgetExhausted, ChatClient, EndpointUnreachable
+from .jobs import Interrupted, run_jobs
 from .prompts import (ANNOTATE_PROMPT_VERSION, QA_ANSWER_MAX_WORDS, QA_PAIRS_SCHEMA, QA_TYPES, SIGNAL_LABEL_SCHEMA,
                       annotate_qa_messages, annotate_signal_messages)
 
@@ -93,35 +93,49 @@ def annotate(kind: str, input_path: Path | str, output_path: Path | str, client:
 
     if kind not in ("qa", "signal"):
         raise ValueError("kind must be 'qa' or 'signal'")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be 1 or more, got {limit} (leave it out to annotate every item)")
     input_path, output_path = Path(input_path), Path(output_path)
     items = _read_inputs(kind, input_path)
     key = "paper_id" if kind == "qa" else "newid"
     done = {r.get(key) for r in read_jsonl(output_path)} if output_path.exists() else set()
     ident = (lambda r: str(r.get("id") or r.get("paper_id"))) if kind == "qa" else (lambda r: r["newid"])
-    todo = [r for r in items if ident(r) not in done][:limit]
-    counts = {"inputs": len(items), "already_done": len(items) - len([r for r in items if ident(r) not in done]),
+    pending = [r for r in items if ident(r) not in done]
+    todo = pending if limit is None else pending[:limit]
+    counts = {"inputs": len(items), "already_done": len(items) - len(pending),
               "annotated": 0, "lines_written": 0, "rejected": 0, "errors": 0, "budget_stopped": False}
     rejections: dict[str, int] = {}
+    endpoint_error: list[str] = []
+
+    def valid(item):
+        if kind == "qa":
+            return lambda content: bool(validate_qa_pairs(ident(item), item["abstract"], content)[0])
+        return lambda content: validate_signal(item["newid"], content)[0] is not None
 
     def work(item):
         messages = annotate_qa_messages(item) if kind == "qa" else annotate_signal_messages(item)
         schema = QA_PAIRS_SCHEMA if kind == "qa" else SIGNAL_LABEL_SCHEMA
         try:
-            return item, client.chat(messages, prompt_version=ANNOTATE_PROMPT_VERSION, schema=schema)
+            return item, client.chat(messages, prompt_version=ANNOTATE_PROMPT_VERSION, schema=schema,
+                                     accept=valid(item))
         except BudgetExhausted:
             return item, None
+        except EndpointUnreachable as exc:
+            endpoint_error[:] = [str(exc)]
+            return item, False
 
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    with output_path.open("a", encoding="utf-8") as out, ThreadPoolExecutor(max(1, concurrency)) as pool, \
+    with output_path.open("a", encoding="utf-8") as out, \
             tqdm(total=len(todo), desc=f"annotating {kind}", unit="item", disable=not progress) as bar:
-        for item, reply in pool.map(work, todo):
+        def on_result(_, result):
+            item, reply = result
             bar.update(1)
             if reply is None:
                 counts["budget_stopped"] = True
-                continue
-            if reply.content is None:
+                return
+            if reply is False or reply.content is None:
                 counts["errors"] += 1
-                continue
+                return
             if kind == "qa":
                 lines, bad = validate_qa_pairs(ident(item), item["abstract"], reply.content)
             else:
@@ -135,8 +149,18 @@ def annotate(kind: str, input_path: Path | str, output_path: Path | str, client:
                 out.write("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
                 out.flush()
                 counts["lines_written"] += len(lines)
+
+        interrupted = run_jobs(work, todo, concurrency=concurrency, on_result=on_result)
     counts.update(rejections=rejections, calls=client.calls, cache_hits=client.cache_hits,
-                  prompt_version=ANNOTATE_PROMPT_VERSION, model=client.model)
+                  prompt_version=ANNOTATE_PROMPT_VERSION, model=client.model, interrupted=interrupted,
+                  endpoint_error=endpoint_error[0] if endpoint_error else None)
     log(json.dumps(counts, indent=2))
+    if interrupted:
+        raise Interrupted(f"interrupted: {counts['lines_written']} line(s) appended to {output_path}; "
+                          "run the same command again to resume")
+    if todo and counts["annotated"] == 0 and counts["errors"] > 0:
+        raise RuntimeError(f"no item could be annotated by {client.model} at {client.base_url}: "
+                           f"{counts['errors']} failed call(s)"
+                           + (f"; {endpoint_error[0]}" if endpoint_error else ""))
     return counts
 

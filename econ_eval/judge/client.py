@@ -3,9 +3,12 @@
 Works with any endpoint the ``openai`` client can talk to (OpenAI, vLLM, Ollama, the llama.cpp
 server of ``econ-eval serve-judge``). ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` are respected.
 
-- Cache: every successful reply is stored in SQLite under ``$ECON_EVAL_HOME/judge_cache.sqlite``,
-  keyed by (judge model, prompt version, messages, output schema); a re-run costs no calls.
+- Cache: every accepted reply is stored in SQLite under ``$ECON_EVAL_HOME/judge_cache.sqlite``, keyed by
+  (endpoint, judge model, prompt version, messages, output schema); a re-run costs no calls. Failures and
+  replies the caller rejects (e.g. unparseable judgements) are never cached, so they are asked again.
 - Retries: timeouts, connection errors, 429 and 5xx are retried with exponential backoff.
+- Fail fast: after ``max_connection_errors`` connection errors in a row the endpoint is taken as down and
+  every further call raises :class:`EndpointUnreachable` at once (no minutes of retries per sample).
 - Budget: ``max_calls`` caps the HTTP requests (retries included); past it, :class:`BudgetExhausted`.
 """
 
@@ -31,6 +34,10 @@ class BudgetExhausted(RuntimeError):
     """The call budget (``max_calls``) is spent; nothing more is sent."""
 
 
+class EndpointUnreachable(RuntimeError):
+    """The endpoint refused or dropped several connections in a row; nothing more is sent to it."""
+
+
 @dataclass
 class ChatReply:
     content: str | None
@@ -51,9 +58,10 @@ class ReplyCache:
                              "prompt_version TEXT, content TEXT, created REAL)")
 
     @staticmethod
-    def key(model: str, prompt_version: str, messages: list[dict], schema: dict | None) -> str:
-        blob = json.dumps({"model": model, "prompt_version": prompt_version, "messages": messages,
-                           "schema": schema}, sort_keys=True, ensure_ascii=False)
+    def key(model: str, prompt_version: str, messages: list[dict], schema: dict | None, endpoint: str = "") -> str:
+        """Cache key: the endpoint (see :func:`endpoint_id`), model, prompt version, messages and schema."""
+        blob = json.dumps({"endpoint": endpoint, "model": model, "prompt_version": prompt_version,
+                           "messages": messages, "schema": schema}, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def get(self, key: str) -> str | None:
@@ -83,6 +91,13 @@ def base_url_host(base_url: str) -> str:
     return f"{parsed.hostname}:{parsed.port}" if parsed.port else parsed.hostname
 
 
+def endpoint_id(base_url: str) -> str:
+    """The endpoint as the cache knows it: scheme, host, port and path (no credentials, no query)."""
+    parsed = urlparse(base_url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.hostname or ''}{port}{parsed.path.rstrip('/')}"
+
+
 def _is_local(base_url: str) -> bool:
     return urlparse(base_url).hostname in {"127.0.0.1", "localhost", "::1"}
 
@@ -93,11 +108,15 @@ class ChatClient:
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  response_format: str = "auto", timeout: float = 120.0, retries: int = 3, backoff: float = 0.5,
                  max_calls: int | None = None, max_tokens: int = 256, temperature: float = 0.0,
-                 cache: ReplyCache | None = None):
+                 cache: ReplyCache | None = None, max_connection_errors: int = 3):
         import openai
 
         if response_format not in RESPONSE_FORMATS:
             raise ValueError(f"response_format {response_format!r}: choose one of {RESPONSE_FORMATS}")
+        if max_calls is not None and max_calls < 0:
+            raise ValueError(f"max_calls must be 0 or more, got {max_calls}")
+        if retries < 0 or timeout <= 0 or max_tokens < 1 or max_connection_errors < 1:
+            raise ValueError("retries must be >= 0, timeout > 0, max_tokens >= 1 and max_connection_errors >= 1")
         self.model = model
         self.base_url = base_url or default_base_url()
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("not-needed" if _is_local(self.base_url) else None)
@@ -115,28 +134,39 @@ class ChatClient:
         self._lock = threading.Lock()
         self.calls = 0          # HTTP requests sent (retries included)
         self.cache_hits = 0
+        self.endpoint = endpoint_id(self.base_url)
+        self.max_connection_errors = max_connection_errors
+        self._connection_errors_in_a_row = 0
+        self.unreachable: str | None = None  # set once the endpoint is taken as down
 
     # ------------------------------------------------------------------ public
     @property
     def budget_left(self) -> int | None:
         return None if self.max_calls is None else max(self.max_calls - self.calls, 0)
 
-    def chat(self, messages: list[dict], *, prompt_version: str, schema: dict | None = None) -> ChatReply:
-        """One reply for ``messages`` (from the cache when possible). Raises :class:`BudgetExhausted`."""
-        key = ReplyCache.key(self.model, prompt_version, messages, schema)
+    def chat(self, messages: list[dict], *, prompt_version: str, schema: dict | None = None,
+             accept=None) -> ChatReply:
+        """One reply for ``messages`` (from the cache when possible).
+
+        Only replies for which ``accept(content)`` is true (default: any content) are cached. Raises
+        :class:`BudgetExhausted` past the budget and :class:`EndpointUnreachable` once the endpoint is down.
+        """
+        key = ReplyCache.key(self.model, prompt_version, messages, schema, self.endpoint)
         hit = self.cache.get(key)
-        if hit is not None:
+        if hit is not None and (accept is None or accept(hit)):
             with self._lock:
                 self.cache_hits += 1
             return ChatReply(hit, cached=True)
         content, error = self._request(messages, schema)
-        if content is not None:
+        if content is not None and (accept is None or accept(content)):
             self.cache.put(key, self.model, prompt_version, content)
         return ChatReply(content, cached=False, error=error)
 
     # ------------------------------------------------------------------ internals
     def _take_call(self) -> None:
         with self._lock:
+            if self.unreachable:
+                raise EndpointUnreachable(self.unreachable)
             if self.max_calls is not None and self.calls >= self.max_calls:
                 raise BudgetExhausted(f"call budget of {self.max_calls} spent")
             self.calls += 1
@@ -161,17 +191,36 @@ class ChatClient:
             self._take_call()
             try:
                 resp = self._client.chat.completions.create(**kwargs)
+                self._connection_ok()
                 content = resp.choices[0].message.content if resp.choices else None
                 if content is None:
                     return None, "empty reply"
                 return content, None
-            except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
-                    openai.InternalServerError) as exc:
+            except openai.APIConnectionError as exc:  # refused, reset or timed out (APITimeoutError is one)
+                error = f"{type(exc).__name__}: {exc}"
+                self._connection_failed(error)
+            except (openai.RateLimitError, openai.InternalServerError) as exc:
+                self._connection_ok()
                 error = f"{type(exc).__name__}: {exc}"
             except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
+                self._connection_ok()
                 return None, f"HTTP {exc.status_code}: {exc.message}"
             except (ValueError, json.JSONDecodeError) as exc:  # a server that returns garbage
                 error = f"bad response: {exc}"
             if attempt < self.retries:
                 time.sleep(self.backoff * (2 ** attempt))
         return None, error
+
+    def _connection_ok(self) -> None:
+        with self._lock:
+            self._connection_errors_in_a_row = 0
+
+    def _connection_failed(self, error: str) -> None:
+        with self._lock:
+            self._connection_errors_in_a_row += 1
+            if self._connection_errors_in_a_row >= self.max_connection_errors and not self.unreachable:
+                self.unreachable = (f"endpoint {self.base_url} unreachable: {self._connection_errors_in_a_row} "
+                                    f"connection errors in a row (last: {error}). Is the server running? Start "
+                                    "the local one with `econ-eval serve-judge`, or check --judge-base-url.")
+        if self.unreachable:
+            raise EndpointUnreachable(self.unreachable)

@@ -11,19 +11,23 @@ import math
 import re
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..io import DataError, atomic_write_json, read_jsonl, sha256_file
-from .client import BudgetExhausted, ChatClient, base_url_host
+from .client import BudgetExhausted, ChatClient, EndpointUnreachable, base_url_host
+from .jobs import Interrupted, run_jobs
 from .prompts import JUDGE_METRICS, JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task, \
     parse_judgement
 
 _SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl$")
 
-#: Why a sample has no score.
-MISSING_REASONS = ("unparseable", "error", "budget", "empty_response")
+#: Why a sample has no score (``not_run``: stopped by Ctrl-C before it was sent).
+MISSING_REASONS = ("unparseable", "error", "budget", "empty_response", "not_run")
+
+
+class JudgeFailed(RuntimeError):
+    """Not one sample could be scored (the report is written all the same; the message names it)."""
 
 
 def sample_files(run_dir: Path | str) -> dict[str, Path]:
@@ -55,6 +59,8 @@ def logged_response(row: dict, path: Path) -> str:
 def load_judgeable(run_dir: Path | str, metrics: list[str] | None = None, tasks: list[str] | None = None,
                    limit: int | None = None) -> list[dict]:
     """Jobs (task, metric, doc_id, doc, response) for every logged sample a judge metric applies to."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be 1 or more, got {limit} (leave it out to judge every sample)")
     files = sample_files(run_dir)
     if metrics:
         unknown = sorted(set(metrics) - set(JUDGE_METRICS))
@@ -69,7 +75,7 @@ def load_judgeable(run_dir: Path | str, metrics: list[str] | None = None, tasks:
             continue
         rows = read_jsonl(path)
         rows.sort(key=lambda r: r.get("doc_id", 0))
-        for row in rows[:limit] if limit else rows:
+        for row in rows if limit is None else rows[:limit]:
             for field in ("doc_id", "doc"):
                 if field not in row:
                     raise DataError(f"{path}: a line has no '{field}'; is this an lm-eval samples file?")
@@ -83,18 +89,30 @@ def load_judgeable(run_dir: Path | str, metrics: list[str] | None = None, tasks:
     return jobs
 
 
+def _parseable(content: str) -> bool:
+    return not math.isnan(parse_judgement(content)[0])
+
+
+def _unscored(job: dict, status: str, error: str | None = None) -> dict:
+    return {"task": job["task"], "metric": job["metric"], "doc_id": job["doc_id"], "score": None,
+            "rationale": None, "cached": False, "status": status, "error": error}
+
+
 def _judge_one(client: ChatClient, job: dict, stop: dict) -> dict:
-    out = {"task": job["task"], "metric": job["metric"], "doc_id": job["doc_id"], "score": None,
-           "rationale": None, "cached": False, "status": "scored", "error": None}
+    out = _unscored(job, "scored")
     if not job["response"].strip():
         out["status"] = "empty_response"
         return out
     messages = judge_messages(job["metric"], job)
     try:
-        reply = client.chat(messages, prompt_version=JUDGE_PROMPT_VERSION, schema=SCORE_SCHEMA)
+        reply = client.chat(messages, prompt_version=JUDGE_PROMPT_VERSION, schema=SCORE_SCHEMA, accept=_parseable)
     except BudgetExhausted as exc:
         stop["budget"] = True
         out.update(status="budget", error=str(exc))
+        return out
+    except EndpointUnreachable as exc:
+        stop["unreachable"] = str(exc)
+        out.update(status="error", error=str(exc))
         return out
     out["cached"] = reply.cached
     if reply.content is None:
@@ -129,7 +147,11 @@ def summarise(scored: list[dict]) -> dict:
 def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | None = None,
               tasks: list[str] | None = None, limit: int | None = None, concurrency: int = 1,
               progress: bool = True, log=print) -> Path:
-    """Score a run's logged samples with ``client``; write ``judge_<model>_<stamp>.json``; return its path."""
+    """Score a run's logged samples with ``client``; write ``judge_<model>_<stamp>.json``; return its path.
+
+    Raises :class:`Interrupted` after a Ctrl-C and :class:`JudgeFailed` when no sample could be scored,
+    in both cases after writing the report.
+    """
     from tqdm.auto import tqdm
 
     run_dir = Path(run_dir)
@@ -137,15 +159,17 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
     stop: dict = {}
     started = time.perf_counter()
     results: list[dict | None] = [None] * len(jobs)
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
-            tqdm(total=len(jobs), desc=f"judging with {client.model}", unit="sample", disable=not progress) as bar:
-        futures = {pool.submit(_judge_one, client, job, stop): i for i, job in enumerate(jobs)}
-        for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
+    with tqdm(total=len(jobs), desc=f"judging with {client.model}", unit="sample", disable=not progress) as bar:
+        def on_result(i, result):
+            results[i] = result
             bar.update(1)
             bar.set_postfix(calls=client.calls, cached=client.cache_hits)
+
+        interrupted = run_jobs(lambda job: _judge_one(client, job, stop), jobs, concurrency=concurrency,
+                               on_result=on_result)
     wall = time.perf_counter() - started
-    per_sample = [r for r in results if r is not None]
+    per_sample = [r if r is not None else _unscored(job, "not_run", "stopped by Ctrl-C before it was sent")
+                  for r, job in zip(results, jobs)]
     summary = summarise(per_sample)
     files = sorted({j["samples_file"] for j in jobs})
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
@@ -162,7 +186,10 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
         "max_calls": client.max_calls,
         "calls_made": client.calls,
         "cache_hits": client.cache_hits,
-        "complete": not stop.get("budget"),
+        # complete: every sample got an answer from the judge (parseable or not); a rerun resumes otherwise
+        "complete": not any(s["status"] in ("error", "budget", "not_run") for s in per_sample),
+        "interrupted": interrupted,
+        "endpoint_error": stop.get("unreachable"),
         "wall_time_s": round(wall, 2),
         "samples_per_s": round(len(per_sample) / wall, 3) if wall > 0 else None,
         "created": stamp,
@@ -177,6 +204,18 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
         log(f"{key:<32} {mean}{se}  scored {s['n_scored']}/{s['n']}"
             + (f"  missing {s['missing_by_reason']}" if s["n_missing"] else ""))
     log(f"calls {client.calls}, cache hits {client.cache_hits}, {wall:.1f} s"
-        + ("" if report["complete"] else " — stopped at the call budget; run again to resume (cached scores are reused)"))
+        + (" — stopped at the call budget; run again to resume (cached scores are reused)" if stop.get("budget")
+           else ""))
     log(f"wrote {path}")
+    n_scored = sum(s["n_scored"] for s in summary.values())
+    if interrupted:
+        raise Interrupted(f"interrupted: {n_scored} of {len(per_sample)} samples scored, saved to {path}; "
+                          "run the same command again to resume (scored replies are cached)")
+    if n_scored == 0:
+        reasons = sorted({s["status"] for s in per_sample})
+        raise JudgeFailed(f"no sample could be scored by {client.model} at {client.base_url} "
+                          f"(statuses: {', '.join(reasons)}"
+                          + (f"; {stop['unreachable']}" if stop.get("unreachable") else
+                             f"; first error: {next((s['error'] for s in per_sample if s['error']), None)}")
+                          + f"); report with the per-sample errors: {path}")
     return path

@@ -60,7 +60,7 @@ def server_command(gguf: Path, *, port: int, threads: int, n_ctx: int, alias: st
             "--interrupt_requests", "false"]
 
 
-def start_llama_server(model: str = "smollm2-135m", *, port: int | None = None, threads: int | None = None,
+def start_llama_server(model: str = config.DEFAULT_MODEL, *, port: int | None = None, threads: int | None = None,
                        n_ctx: int = 4096, ready_timeout: float = 120, log_path: Path | None = None) -> LlamaServer:
     """Start the llama.cpp server for a registered model (or a ``.gguf`` path) and wait until it answers."""
     try:
@@ -88,21 +88,52 @@ def start_llama_server(model: str = "smollm2-135m", *, port: int | None = None, 
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited with code {proc.returncode}; log {log_path}:\n"
-                               f"{server.log_tail()}")
+            raise RuntimeError(_died_message(server))
         try:
             with urllib.request.urlopen(server.base_url + "/models", timeout=2) as resp:
                 if resp.status == 200 and json.load(resp).get("data"):
-                    return server
+                    break
         except (urllib.error.URLError, ConnectionError, OSError, ValueError):
             pass
         time.sleep(0.3)
-    server.stop()
-    raise TimeoutError(f"llama.cpp server not ready after {ready_timeout:.0f} s; log {log_path}:\n{server.log_tail()}")
+    else:
+        server.stop()
+        raise TimeoutError(f"llama.cpp server not ready after {ready_timeout:.0f} s; log {log_path}:\n"
+                           f"{server.log_tail()}")
+    # /v1/models answers before the model has computed anything; a server built for another CPU (e.g.
+    # -march=native on a host with AMX) dies only on its first completion. Ready = one real token.
+    try:
+        probe_completion(server.base_url, alias, timeout=max(deadline - time.monotonic(), 30))
+    except (urllib.error.URLError, ConnectionError, OSError, ValueError) as exc:
+        time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError(_died_message(server)) from exc
+        server.stop()
+        raise RuntimeError(f"llama.cpp server answered /v1/models but not a one-token chat completion ({exc}); "
+                           f"log {log_path}:\n{server.log_tail()}") from exc
+    return server
+
+
+def probe_completion(base_url: str, model: str, *, timeout: float = 60) -> str:
+    """One real one-token chat completion (what 'ready' means); returns the token's text."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say OK."}],
+                       "max_tokens": 1, "temperature": 0}).encode()
+    req = urllib.request.Request(base_url + "/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        doc = json.load(resp)
+    return doc["choices"][0]["message"]["content"] or ""
+
+
+def _died_message(server: LlamaServer) -> str:
+    code = server.proc.returncode
+    hint = (" (a crash: a llama.cpp build for another CPU? `make setup` builds it portably — see "
+            "scripts/setup.sh)" if code is not None and code < 0 else "")
+    return f"llama.cpp server exited with code {code}{hint}; log {server.log_path}:\n{server.log_tail()}"
 
 
 @contextmanager
-def llama_server(model: str = "smollm2-135m", **kwargs):
+def llama_server(model: str = config.DEFAULT_MODEL, **kwargs):
     """Context manager around :func:`start_llama_server` that always stops the server."""
     server = start_llama_server(model, **kwargs)
     try:
