@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import lzma
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -202,3 +204,133 @@ def test_real_qa_evidence_is_in_abstract(real_bundle):
     for s in SPLITS:
         for r in _rows(out, "econ_qa", s):
             assert r["evidence"] in r["abstract"], r["qa_id"]
+
+
+def test_real_bundle_matches_the_published_fingerprints(real_bundle):
+    """The fingerprints the leaderboard checks results against are those of a real build from shared/."""
+    from econ_eval.data.build import published_fingerprints
+
+    _, m = real_bundle
+    assert m["bundle_version"] == "1.0" and m["test_fingerprints"] == published_fingerprints("1.0")
+
+
+# ----------------------------------------------------------------------------- regressions (issue: bad input)
+def test_build_never_deletes_a_folder_it_did_not_make(tiny_data, tmp_path):
+    """Regression (#1): `data build --out DIR` deleted whatever DIR held."""
+    raw, ann = tiny_data
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("x")
+    with pytest.raises(DataError, match=r"mine: folder is not empty and holds no econ-eval bundle"):
+        build_bundle(raw, ann, mine, log=lambda s: None, **TINY_SIZES)
+    assert (mine / "keep.txt").read_text() == "x" and sorted(p.name for p in mine.iterdir()) == ["keep.txt"]
+    # a bundle with a stranger file in it is not provably ours either
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    (out / "notes.md").write_text("mine")
+    with pytest.raises(DataError, match="refusing to replace it"):
+        build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    assert (out / "notes.md").is_file()
+    # our own bundle is replaced (atomically), an empty folder is used
+    (out / "notes.md").unlink()
+    build_bundle(raw, ann, out, seed=7, log=lambda s: None, **TINY_SIZES)
+    assert verify_bundle(out)["build_args"]["seed"] == 7
+    (tmp_path / "empty").mkdir()
+    build_bundle(raw, ann, tmp_path / "empty", log=lambda s: None, **TINY_SIZES)
+    assert not list(tmp_path.glob(".*building*")) and not list(tmp_path.glob(".*old*"))
+
+
+def test_out_pointing_at_a_file_is_a_clear_error(tiny_data, tmp_path):
+    """Regression (#12): `--out FILE` gave a traceback and left a `*.building/` folder behind."""
+    raw, ann = tiny_data
+    target = tmp_path / "bundle.txt"
+    target.write_text("user data")
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "data", "build", "--raw", str(raw),
+                           "--annotations", str(ann), "--out", str(target)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "bundle.txt: exists and is not a folder" in proc.stderr
+    assert "Traceback" not in proc.stderr and target.read_text() == "user data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.txt", "shared"]
+
+
+def test_missing_raw_folder_says_what_is_needed_and_where_from(tmp_path):
+    """Regression (#14): without ../shared, the build must list the raw sources and their origin."""
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "data", "build", "--raw", str(tmp_path / "none"),
+                           "--annotations", str(tmp_path / "none2"), "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    for needed in ("arxiv_econ_qfin/", "staeiou/arxiv_archive", "reuters21578/", "Reuters-21578", "mmlu_econ/",
+                   "hendrycks/test", "arxiv_econ_qa.jsonl", "ECON_EVAL_RAW"):
+        assert needed in proc.stderr, needed
+
+
+def test_duplicate_and_conflicting_annotation_lines(tiny_data, tmp_path):
+    """Regression (#5): the same story twice with labels 0 and 1 went into train twice; QA duplicates kept."""
+    raw, ann = tiny_data
+    sig = ann / "reuters_signal.jsonl"
+    good = sig.read_text()
+    first = json.loads(good.splitlines()[0])
+    sig.write_text(good + json.dumps(dict(first, signal=1 - first["signal"])) + "\n")
+    with pytest.raises(DataError, match=rf"reuters_signal.jsonl:\d+: conflicts with line 1: story {first['newid']}"):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+    # an exact duplicate is dropped and reported, not trained on twice
+    sig.write_text(good + good.splitlines()[0] + "\n")
+    qa = ann / "arxiv_econ_qa.jsonl"
+    qa_good = qa.read_text()
+    qa.write_text(qa_good + qa_good.splitlines()[3] + "\n")
+    logged = []
+    m = build_bundle(raw, ann, tmp_path / "y", log=logged.append, **TINY_SIZES)
+    assert m["stats"]["duplicate_annotation_lines"] == {"arxiv_econ_qa.jsonl": 1, "reuters_signal.jsonl": 1}
+    assert any("duplicate line(s) in reuters_signal.jsonl" in line for line in logged)
+    ids = [r["newid"] for s in SPLITS for r in _rows(tmp_path / "y", "econ_signal", s)]
+    assert len(ids) == len(set(ids))
+    qa_ids = [(r["paper_id"], r["question"]) for s in SPLITS for r in _rows(tmp_path / "y", "econ_qa", s)]
+    assert len(qa_ids) == len(set(qa_ids))
+    # the same question about the same paper with another answer is a conflict
+    row = json.loads(qa_good.splitlines()[3])
+    qa.write_text(qa_good + json.dumps(dict(row, answer="Something else.")) + "\n")
+    with pytest.raises(DataError, match=r"arxiv_econ_qa.jsonl:\d+: conflicts with line 4"):
+        build_bundle(raw, ann, tmp_path / "z", log=lambda s: None, **TINY_SIZES)
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"evidence": None}, r"arxiv_econ_qa.jsonl:\d+: field 'evidence' must be a non-empty string, got None"),
+    ({"answer": 42}, r"arxiv_econ_qa.jsonl:\d+: field 'answer' must be a non-empty string"),
+])
+def test_bad_qa_field_types_name_line_and_field(tiny_data, tmp_path, bad, message):
+    """Regression (#12): `evidence: null` crashed with an AttributeError naming no file."""
+    raw, ann = tiny_data
+    qa = ann / "arxiv_econ_qa.jsonl"
+    row = json.loads(qa.read_text().splitlines()[0])
+    qa.write_text(qa.read_text() + json.dumps(dict(row, question="A new question?", **bad)) + "\n")
+    with pytest.raises(DataError, match=message):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"newid": "abc"}, r"reuters_signal.jsonl:\d+: field 'newid' must be an integer, got 'abc'"),
+    ({"signal": False}, r"reuters_signal.jsonl:\d+: field 'signal' must be an integer \(0 or 1\), got False"),
+    ({"signal": "1"}, None),  # a digit string is read as the number
+])
+def test_bad_signal_field_types_name_line_and_field(tiny_data, tmp_path, bad, message):
+    """Regression (#9, #12): `newid: "abc"` gave a ValueError traceback; `signal: false` was accepted."""
+    raw, ann = tiny_data
+    sig = ann / "reuters_signal.jsonl"
+    lines = sig.read_text().splitlines()
+    row = json.loads(lines[0])
+    sig.write_text("\n".join([json.dumps(dict(row, **bad))] + lines[1:]) + "\n")
+    if message is None:
+        m = build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+        assert m["files"]["econ_signal/train.jsonl"]["rows"] > 0
+        return
+    with pytest.raises(DataError, match=message):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+
+
+def test_invalid_manifest_json_names_the_file(tiny_data, tmp_path):
+    """Regression (#12): an invalid MANIFEST.json gave a JSONDecodeError naming no file."""
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    (out / "MANIFEST.json").write_text('{"bundle_version": "1.0", ')
+    with pytest.raises(DataError, match=r"MANIFEST.json: bundle manifest is not valid JSON \(line 1"):
+        verify_bundle(out)

@@ -124,11 +124,32 @@ def test_tiny_training_run_saves_reloads_resumes_and_evaluates(real_bundle, tmp_
         after = tuned(ids).logits
     assert not torch.allclose(before, after)
 
-    # resume: a longer run continues from the last checkpoint instead of starting over
-    recipe.max_steps = 4
+    # regression (#11): re-running a finished fine-tune trained past max_steps and rewrote its record
+    from econ_eval.io import DataError
+
+    record_bytes = (out / TRAINING_RECORD).read_bytes()
+    with pytest.raises(DataError, match="holds a finished adapter; refusing to overwrite it"):
+        train(recipe, bundle=bundle, log=lambda m: None)
+    assert (out / TRAINING_RECORD).read_bytes() == record_bytes
+
+    # resume: an interrupted run continues from its last checkpoint instead of starting over
+    from transformers import TrainerCallback
+
+    class StopAtFirstSave(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            raise KeyboardInterrupt  # what a Ctrl-C after the first checkpoint does
+
+    again = tmp_path / "again"
+    recipe.output_dir = str(again)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, bundle=bundle, log=lambda m: None, callbacks=[StopAtFirstSave()])
+    assert (again / "checkpoint-2").is_dir() and not (again / TRAINING_RECORD).exists()
+    changed = Recipe(**{**recipe.to_dict(), "lora_r": 8})
+    with pytest.raises(DataError, match=r"different recipe \(lora_r: 4 -> 8\).*--no-resume"):
+        train(changed, bundle=bundle, log=lambda m: None)  # a clear error, not a 200-line state-dict error
     train(recipe, bundle=bundle, log=lambda m: None)
-    record = json.loads((out / TRAINING_RECORD).read_text())
-    assert record["steps"] == 4 and record["resumed_from"].endswith("checkpoint-3")
+    record = json.loads((again / TRAINING_RECORD).read_text())
+    assert record["steps"] == 3 and record["resumed_from"].endswith("checkpoint-2")
 
     # evaluable through lm-eval with peft=
     env = {**os.environ, "ECON_EVAL_DATA": str(bundle), "ECON_EVAL_RESULTS": str(tmp_path / "results")}
@@ -231,3 +252,64 @@ def test_bitsandbytes_cpu_hazard_inference_before_training_breaks_gradients():
     gq, gr = _lora_b_grads(q, ids), _lora_b_grads(ref, ids)
     cos = torch.nn.functional.cosine_similarity(gq, gr, dim=0).item()
     assert cos < 0.5, f"gradients after an inference pass now match (cosine {cos:.3f}): the hazard is gone"
+
+
+# ------------------------------------------------------------------ output folders (no training needed)
+def test_output_folder_rules(tmp_path):
+    """Regression (#3, #11): never overwrite a folder training did not make, say how to resume or move on."""
+    from econ_eval.finetune.train import RUN_MARKER, prepare_output_dir, recipe_fingerprint
+    from econ_eval.io import DataError
+
+    recipe = Recipe(output_dir=str(tmp_path / "x"))
+    assert prepare_output_dir(tmp_path / "new", recipe, resume=True) is False       # absent: fresh
+    (tmp_path / "empty").mkdir()
+    assert prepare_output_dir(tmp_path / "empty", recipe, resume=True) is False     # empty: fresh
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="exists and is not a folder"):
+        prepare_output_dir(tmp_path / "file", recipe, resume=True)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="not an unfinished econ-eval run.*--output-dir"):
+        prepare_output_dir(user, recipe, resume=False)
+    assert (user / "notes.txt").read_text() == "mine"
+    published = REPO / "adapters" / "smollm2-135m-lora"
+    with pytest.raises(DataError, match="holds a finished adapter"):
+        prepare_output_dir(published, recipe, resume=False)
+    # an unfinished run of ours: resumed with the same recipe, cleared with resume=False
+    run = tmp_path / "run"
+    (run / "checkpoint-5").mkdir(parents=True)
+    (run / RUN_MARKER).write_text(json.dumps({"recipe": recipe_fingerprint(recipe)}))
+    assert prepare_output_dir(run, recipe, resume=True) is True
+    assert prepare_output_dir(run, recipe, resume=False) is False and not any(run.iterdir())
+
+
+def test_finetune_cli_refuses_to_overwrite_the_published_adapter(bundle_env, tmp_path):
+    """Regression (#3): the README's example (relative output_dir) replaced adapters/smollm2-135m-lora."""
+    published = REPO / "adapters" / "smollm2-135m-lora"
+    before = {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()}
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "finetune", "finetune/smollm2-135m-lora.yaml",
+                           "max_steps=1", "--output-dir", "adapters/smollm2-135m-lora"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "holds a finished adapter; refusing to overwrite it" in proc.stderr
+    assert "--output-dir" in proc.stderr
+    assert {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()} == before
+    # the recipes themselves write to the git-ignored adapters/runs/, never over a published adapter
+    for recipe_file in (REPO / "finetune").glob("*.yaml"):
+        assert load_recipe(recipe_file).output_dir.startswith("adapters/runs/"), recipe_file
+
+
+def test_finetune_verifies_the_bundle(tmp_path, real_bundle, monkeypatch):
+    """Regression (#11): `finetune` trained on a bundle whose files no longer match their MANIFEST."""
+    import shutil
+
+    from econ_eval.finetune.train import train
+    from econ_eval.io import DataError
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(real_bundle[0], bundle)
+    with (bundle / "econ_signal" / "train.jsonl").open("a") as fh:
+        fh.write("{}\n")
+    with pytest.raises(DataError, match=r"econ_signal/train.jsonl: sha256 differs from MANIFEST.json"):
+        train(Recipe(output_dir=str(tmp_path / "out")), bundle=bundle, log=lambda m: None)
+    assert not (tmp_path / "out").exists()

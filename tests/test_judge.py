@@ -143,6 +143,14 @@ def bad_server(request):
 
 
 # ------------------------------------------------------------------ end to end
+def test_ready_means_the_server_completes_a_token(llama):
+    """Regression (#13): "ready" used to mean /v1/models answered; an AMX-crashing build died on the first
+    completion after that. start_llama_server (this fixture) now returns only after a real completion."""
+    from econ_eval.judge.server import probe_completion
+
+    assert isinstance(probe_completion(llama.base_url, llama.alias), str) and llama.proc.poll() is None
+
+
 def test_load_judgeable_reads_logged_samples(run_dir):
     assert set(sample_files(run_dir)) == {"econ_qa", "econ_titles"}
     jobs = load_judgeable(run_dir)

@@ -1,0 +1,205 @@
+"""Regressions of the bad-input and fault campaign that cut across modules: adapters, lm_eval runs, Ctrl-C,
+the llama.cpp build, and noise. (Data, judge, leaderboard and fine-tuning cases live beside their modules.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from econ_eval.io import DataError
+
+REPO = Path(__file__).resolve().parent.parent
+ADAPTER = REPO / "adapters" / "smollm2-135m-lora"
+PUBLISHED_RUN = REPO / "results" / "smollm2-135m"
+
+
+def _cli(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "econ_eval.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, **kw)
+
+
+# ------------------------------------------------------------------ adapters (#11, #12)
+@pytest.fixture
+def adapter_copy(tmp_path):
+    out = tmp_path / "my-adapter"
+    shutil.copytree(ADAPTER, out, ignore=shutil.ignore_patterns("checkpoint-*"))
+    return out
+
+
+def test_truncated_adapter_is_named(adapter_copy):
+    from econ_eval.models import check_adapter
+
+    check_adapter(adapter_copy, "smollm2-135m")  # the published one is fine
+    weights = adapter_copy / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"my-adapter/adapter_model.safetensors: not a readable safetensors file"):
+        check_adapter(adapter_copy, "smollm2-135m")
+    (adapter_copy / "adapter_config.json").write_text("{")
+    with pytest.raises(DataError, match=r"adapter_config.json: PEFT adapter config .* is not valid JSON"):
+        check_adapter(adapter_copy, "smollm2-135m")
+
+
+def test_adapter_for_another_base_warns(adapter_copy):
+    from econ_eval.models import check_adapter
+
+    warnings = []
+    check_adapter(adapter_copy, "smollm2-135m", warn=warnings.append)
+    assert warnings == []  # trained on the embedded model (recorded as its cache path)
+    cfg = json.loads((adapter_copy / "adapter_config.json").read_text())
+    (adapter_copy / "adapter_config.json").write_text(json.dumps(dict(cfg, base_model_name_or_path="meta-llama/Llama-2-7b-hf")))
+    check_adapter(adapter_copy, "smollm2-135m", warn=warnings.append)
+    assert len(warnings) == 1 and "trained on 'meta-llama/Llama-2-7b-hf'" in warnings[0]
+
+
+def test_evaluate_with_a_broken_adapter_names_it_and_leaves_nothing(adapter_copy, bundle_env, tmp_path):
+    """Regression (#12): a truncated adapter failed deep inside lm_eval; failed runs left empty results/tmp folders."""
+    weights = adapter_copy / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    results = tmp_path / "results"
+    proc = _cli("evaluate", "--adapter", str(adapter_copy), "--tasks", "econ_signal", "--limit", "1",
+                env={"ECON_EVAL_RESULTS": str(results), "ECON_EVAL_DATA": str(bundle_env)})
+    assert proc.returncode == 2 and "adapter_model.safetensors: not a readable safetensors file" in proc.stderr
+    assert "Traceback" not in proc.stderr and not results.exists()
+
+
+@pytest.mark.slow
+def test_tampered_bundle_under_lm_eval_is_one_clear_line(bundle_env, tmp_path):
+    """Regression (#12, #17): a tampered bundle ended a 40-line traceback; lm-eval and bitsandbytes warned on
+    every run about things that are ours to silence."""
+    from econ_eval.models import fetch_model
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_env, bundle)
+    with (bundle / "econ_signal" / "test.jsonl").open("a") as fh:
+        fh.write("{}\n")
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.lm_eval_cli", "--model", "hf", "--model_args",
+                           f"pretrained={fetch_model('smollm2-135m')},peft={ADAPTER}", "--device", "cpu",
+                           "--include_path", str(REPO / "tasks"), "--tasks", "econ_signal", "--limit", "1"],
+                          capture_output=True, text=True, env={**os.environ, "ECON_EVAL_DATA": str(bundle)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("econ-eval: error: ") and "econ_signal/test.jsonl: sha256 differs" in last
+    assert "Custom kwargs can be passed" not in proc.stderr + proc.stdout
+    assert "kernels-community" not in proc.stderr + proc.stdout
+
+
+# ------------------------------------------------------------------ Ctrl-C (#7, #16)
+class _SlowJudge(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint that answers a valid judgement after a delay, counting requests."""
+
+    requests = 0
+    delay = 1.5
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).requests += 1
+        time.sleep(self.delay)
+        content = json.dumps({"score": 7, "rationale": "fine"})
+        body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "slow", "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_judge():
+    handler = type("H", (_SlowJudge,), {"requests": 0})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield handler, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_first_ctrl_c_stops_the_judge_and_saves(slow_judge, tmp_path):
+    """Regression (#7): Ctrl-C kept sending every queued request, then died with a traceback and no report."""
+    handler, url = slow_judge
+    run = tmp_path / "run"
+    run.mkdir()
+    src = sorted(PUBLISHED_RUN.glob("samples_econ_qa_*.jsonl"))[-1]
+    (run / src.name).write_text("".join(src.read_text().splitlines(keepends=True)[:8]))
+    proc = subprocess.Popen([sys.executable, "-m", "econ_eval.cli", "judge", str(run), "--judge-model", "slow",
+                             "--judge-base-url", url, "--concurrency", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "ECON_EVAL_HOME": str(tmp_path / "home")})
+    assert _wait_for(lambda: handler.requests >= 3), "the judge never reached the server"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert handler.requests <= 4  # the 2 in flight finished; nothing new was sent
+    assert "Traceback" not in err and "interrupted:" in err and "saved to" in err
+    (report_path,) = run.glob("judge_*.json")
+    report = json.loads(report_path.read_text())
+    assert report["interrupted"] and not report["complete"]
+    statuses = [s["status"] for s in report["samples"]]
+    assert statuses.count("scored") >= 2 and "not_run" in statuses and len(statuses) == 8
+    # a rerun resumes: the scored ones come from the cache
+    proc = _cli("judge", str(run), "--judge-model", "slow", "--judge-base-url", url, "--concurrency", "4",
+                env={"ECON_EVAL_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    newest = max(run.glob("judge_*.json"), key=lambda p: p.name)
+    again = json.loads(newest.read_text())
+    assert again["complete"] and again["cache_hits"] == statuses.count("scored")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_evaluate_stops_cleanly(bundle_env, tmp_path):
+    """Regression (#16): Ctrl-C during evaluate/quickstart ended in a raw KeyboardInterrupt traceback."""
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "econ_eval.cli", "evaluate", "--tasks", "econ_signal", "--limit",
+                             "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "ECON_EVAL_RESULTS": str(results), "ECON_EVAL_DATA": str(bundle_env),
+                                 "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout.readline().startswith("$ ")  # lm_eval is starting
+    time.sleep(4)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "nothing was filed" in err and "Traceback" not in err
+    assert not (results / "tmp").exists() and not (results / "runs").exists()
+
+
+# ------------------------------------------------------------------ the llama.cpp judge server (#13)
+def test_llama_cpp_is_built_portably():
+    """The server must not be built for the build host's CPU: a -march=native build on an AMX host crashed on
+    its first completion. The portable build reports no AVX-512 or AMX kernels, whatever this CPU has."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "AVX2 = 1" in info, info
+    assert "AVX512" not in info and "AMX" not in info, info
+
+
+def test_a_server_that_dies_is_an_immediate_clear_error(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from econ_eval.judge.server import start_llama_server
+
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"llama.cpp server exited with code"):
+        start_llama_server(str(bad), threads=1, ready_timeout=60, log_path=tmp_path / "server.log")
+    assert time.monotonic() - t0 < 60
