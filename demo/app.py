@@ -21,10 +21,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HERE = Path(__file__).resolve().parent
-# from a checkout: econ_eval/ is beside demo/; in a Space: copied beside app.py (see README.md)
+# from a checkout: econ_eval/ is beside demo/; in an exported Space (`econ-eval space export`): beside app.py
 REPO = HERE.parent if (HERE.parent / "econ_eval").is_dir() else HERE
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+os.environ.setdefault("ECON_EVAL_RESULTS", str(REPO / "results"))  # the leaderboard, wherever the app runs from
 
 import gradio as gr  # noqa: E402
 from gradio.utils import get_upload_folder  # noqa: E402
@@ -32,7 +33,17 @@ from gradio.utils import get_upload_folder  # noqa: E402
 from econ_eval import config, space  # noqa: E402
 from econ_eval.io import DataError  # noqa: E402
 
-DEFAULT_ADAPTER = REPO / "adapters" / "smollm2-135m-lora"
+def _default_adapter() -> Path:
+    """The adapter an exported Space serves (its space_config.json), else the published CPU LoRA adapter."""
+    import json
+
+    cfg = REPO / "space_config.json"
+    if cfg.is_file():
+        return REPO / json.loads(cfg.read_text())["adapter"]
+    return REPO / "adapters" / "smollm2-135m-lora"
+
+
+DEFAULT_ADAPTER = _default_adapter()
 
 
 def parse_args(argv=None):

@@ -156,6 +156,19 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_tasks_path(args) -> int:
+    print(config.tasks_dir())
+    return 0
+
+
+def _cmd_space_export(args) -> int:
+    from .space_export import export_space
+
+    export_space(Path(args.out), adapter=Path(args.adapter) if args.adapter else None,
+                 examples_per_task=args.examples)
+    return 0
+
+
 def _cmd_report(args) -> int:
     from .report import table_from_files
 
@@ -421,6 +434,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_judge_endpoint_args(an)
     _add_call_args(an)
     an.set_defaults(func=_cmd_annotate)
+
+    tp = sub.add_parser("tasks-path", help="print the lm-eval task folder, for "
+                        "`lm_eval --include_path \"$(econ-eval tasks-path)\" --tasks econ ...` (works in a wheel install)")
+    tp.set_defaults(func=_cmd_tasks_path)
+
+    sp = sub.add_parser("space", help="the Gradio Space").add_subparsers(dest="space_cmd", required=True)
+    se = sp.add_parser("export", help="write a self-contained Hugging Face Space folder (app, metadata, "
+                       "requirements, package, adapter, leaderboard, examples)")
+    se.add_argument("out", help="a new (or empty) folder")
+    se.add_argument("--adapter", help="adapter to serve (default: adapters/smollm2-135m-lora)")
+    se.add_argument("--examples", type=positive_int, default=20, help="test examples per task (default: %(default)s)")
+    se.set_defaults(func=_cmd_space_export)
 
     r = sub.add_parser("report", help="print results files side by side")
     r.add_argument("results", nargs="+", help="lm-eval results_*.json files")

@@ -24,6 +24,15 @@ DEFAULT_SEED = 1234
 
 #: The checkout this package lives in (``econ_eval/..``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The lm-eval task folder shipped inside the package (a wheel install has no checkout around it).
+PACKAGED_TASKS = Path(__file__).resolve().parent / "lm_eval_tasks"
+#: True when running from a checkout (editable install); False for a wheel install, whose default data and
+#: results folders are then under the current directory instead of inside site-packages.
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "tasks").is_dir()
+
+
+def _default_root() -> Path:
+    return REPO_ROOT if IN_CHECKOUT else Path.cwd()
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -33,17 +42,17 @@ def _env_path(name: str, default: Path) -> Path:
 
 def data_dir() -> Path:
     """Directory of the built benchmark bundle."""
-    return _env_path("ECON_EVAL_DATA", REPO_ROOT / "data" / "econbench")
+    return _env_path("ECON_EVAL_DATA", _default_root() / "data" / "econbench")
 
 
 def raw_dir() -> Path:
     """Directory of the raw public sources (``shared/data/raw``)."""
-    return _env_path("ECON_EVAL_RAW", REPO_ROOT.parent / "shared" / "data" / "raw")
+    return _env_path("ECON_EVAL_RAW", _default_root().parent / "shared" / "data" / "raw")
 
 
 def annotations_dir() -> Path:
     """Directory of the project's annotations (``shared/data/annotations``)."""
-    return _env_path("ECON_EVAL_ANNOTATIONS", REPO_ROOT.parent / "shared" / "data" / "annotations")
+    return _env_path("ECON_EVAL_ANNOTATIONS", _default_root().parent / "shared" / "data" / "annotations")
 
 
 def home_dir() -> Path:
@@ -53,9 +62,9 @@ def home_dir() -> Path:
 
 def results_dir() -> Path:
     """Directory of published results (one folder per evaluated system)."""
-    return _env_path("ECON_EVAL_RESULTS", REPO_ROOT / "results")
+    return _env_path("ECON_EVAL_RESULTS", _default_root() / "results")
 
 
 def tasks_dir() -> Path:
-    """The lm-eval ``--include_path`` folder of this checkout."""
-    return REPO_ROOT / "tasks"
+    """The lm-eval ``--include_path`` folder: ``tasks/`` of the checkout, or the copy inside an installed wheel."""
+    return REPO_ROOT / "tasks" if IN_CHECKOUT else PACKAGED_TASKS

@@ -7,6 +7,7 @@ published CPU LoRA adapter, with a tiny generation length.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -106,24 +107,8 @@ def app_url(tmp_path_factory, real_bundle):
     log = tmp_path_factory.mktemp("demo") / "app.log"
     # test examples come from the bundle built from the real data (a clean clone has no data/econbench)
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "ECON_EVAL_DATA": str(real_bundle[0])}
-    with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, str(REPO / "demo" / "app.py"), "--port", str(port),
-                                 "--max-new-tokens", "6", "--examples", "5"], stdout=fh, stderr=subprocess.STDOUT,
-                                env=env)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"demo/app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail(f"demo/app.py not serving after 300 s:\n{log.read_text()[-3000:]}")
+    proc, url = _launch([sys.executable, str(REPO / "demo" / "app.py"), "--port", str(port), "--max-new-tokens", "6",
+                         "--examples", "5"], port, log, env)
     yield url
     proc.terminate()
     proc.wait(30)
@@ -164,6 +149,64 @@ def test_documents_endpoints_answer_with_sources(app_url, tmp_path):
 
 
 @pytest.mark.slow
+def test_documents_endpoint_refuses_server_paths(app_url, tmp_path, monkeypatch):
+    """Regression (#2): a FileData naming a server path was indexed and /ask_documents returned its text.
+
+    The stock gradio_client uploads a path it can read itself; an attacker's client sends the path as it is,
+    which is what this client does (its upload step is switched off). Gradio refuses paths outside its
+    upload folder; a file inside that folder that this app's upload route never received (another app's
+    or an earlier run's file in the shared /tmp/gradio) got through until the app checked its own uploads.
+    """
+    import uuid
+
+    import gradio_client.client as gc
+    from gradio.utils import get_upload_folder
+    from gradio_client import Client
+
+    monkeypatch.setattr(gc.Endpoint, "_upload_file", lambda self, f, data_index: f)  # send paths verbatim
+    client = Client(app_url, verbose=False)
+    planted = Path(get_upload_folder()) / uuid.uuid4().hex / "other-visitor.txt"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("The vault code is 81-22-37. Someone else's upload.\n")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("The vault code is 81-22-37.\n")
+    try:
+        for path in (planted, outside, Path("/etc/hostname")):
+            crafted = [{"path": str(path), "orig_name": "x.txt", "meta": {"_type": "gradio.FileData"}}]
+            with pytest.raises(Exception) as err:
+                client.predict(crafted, api_name="/index_documents")
+            assert "81-22-37" not in str(err.value)
+        with pytest.raises(Exception, match="upload documents and press 'Index documents' first"):
+            client.predict("What is the vault code?", api_name="/ask_documents")  # nothing was indexed
+    finally:
+        shutil.rmtree(planted.parent, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_header_names_the_adapter_not_its_path(app_url):
+    """Regression (#16): the header showed the server's adapter path."""
+    with urllib.request.urlopen(app_url + "config", timeout=10) as resp:
+        cfg = resp.read().decode()
+    assert "smollm2-135m-lora" in cfg and "Model card: smollm2-135m-lora" in cfg
+    assert str(ADAPTER) not in cfg and str(REPO) not in cfg and "/.cache/" not in cfg
+
+
+def test_uploaded_paths_only_accepts_gradio_uploads(tmp_path):
+    uploads = tmp_path / "gradio"
+    (uploads / "abc").mkdir(parents=True)
+    ok = uploads / "abc" / "doc.md"
+    ok.write_text("x")
+    assert space.uploaded_paths([str(ok)], {str(ok)}, uploads) == [ok.resolve()]
+    outside = tmp_path / "etc.txt"
+    outside.write_text("x")
+    for files, accepted in (([str(outside)], {str(outside)}),          # outside the upload folder
+                            ([str(uploads / "abc" / ".." / "abc" / "doc2.md")], {str(ok)}),  # never uploaded
+                            ([{"path": str(outside)}], set())):
+        with pytest.raises(DataError, match="not a file uploaded through this page"):
+            space.uploaded_paths(files, accepted, uploads)
+
+
+@pytest.mark.slow
 def test_leaderboard_endpoint_filters(app_url):
     from gradio_client import Client
 
@@ -171,20 +214,15 @@ def test_leaderboard_endpoint_filters(app_url):
     assert table["data"] and all(row[1] == "baseline" for row in table["data"])
 
 
-@pytest.mark.slow
-def test_browser_click_compare_and_screenshot(app_url, tmp_path):
-    """Headless Debian Chromium: load the page, click Compare, both answers appear, screenshot checked."""
+def _chromium(tmp_path):
+    """Headless Debian Chromium driven by selenium (skipped where it is not installed, failed in CI)."""
     chromium, driver_bin = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
     if not (chromium.exists() and driver_bin.exists()):
         if os.environ.get("CI"):
             pytest.fail("Chromium/ChromeDriver missing in CI: scripts/setup-test-system.sh should install them")
         pytest.skip("Debian chromium + chromium-driver not installed (make test installs them)")
-    from PIL import Image
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = str(chromium)
@@ -192,7 +230,37 @@ def test_browser_click_compare_and_screenshot(app_url, tmp_path):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1400,1600", f"--user-data-dir={tmp_path / 'profile'}"):
         opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(driver_bin)), options=opts)
+    return webdriver.Chrome(service=Service(str(driver_bin)), options=opts)
+
+
+def _launch(cmd: list[str], port: int, log: Path, env: dict, cwd: Path | None = None, timeout: float = 300):
+    """Start an app and wait until it serves its page; returns (process, url)."""
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{cmd[1]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    pytest.fail(f"{cmd[1]} not serving after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.slow
+def test_browser_click_compare_and_screenshot(app_url, tmp_path):
+    """Headless Debian Chromium: load the page, click Compare, both answers appear, screenshot checked."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chromium(tmp_path)
     try:
         driver.get(app_url)
         wait = WebDriverWait(driver, 120)
@@ -221,3 +289,72 @@ def test_browser_click_compare_and_screenshot(app_url, tmp_path):
         assert base.strip() and tuned.strip()
     finally:
         driver.quit()
+
+
+# ------------------------------------------------------------------ the exported Space (#15)
+def test_space_metadata_rules(tmp_path):
+    from econ_eval.space_export import front_matter, validate_space_metadata
+
+    validate_space_metadata(front_matter(REPO / "demo" / "README.md"))  # what we publish passes
+    meta = front_matter(REPO / "demo" / "README.md")
+    with pytest.raises(DataError, match=r"short_description' has 70 characters; the Hub allows 60"):
+        validate_space_metadata(dict(meta, short_description="x" * 70))
+    with pytest.raises(DataError, match="'sdk_version' is required"):
+        validate_space_metadata({k: v for k, v in meta.items() if k != "sdk_version"})
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "mine.txt").write_text("x")
+    from econ_eval.space_export import export_space
+
+    with pytest.raises(DataError, match="refusing to overwrite it"):
+        export_space(out)
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.slow
+def test_exported_space_runs_from_a_fresh_venv(real_bundle, tmp_path):
+    """`econ-eval space export OUT`; OUT's requirements into a fresh venv; OUT's app launched from there with no
+    bundle and no checkout on its path; /compare through gradio_client; the page in headless Chromium."""
+    from gradio_client import Client
+
+    from econ_eval.judge.server import free_port
+
+    out = tmp_path / "space"
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "space", "export", str(out), "--examples", "3"],
+                          capture_output=True, text=True, env={**os.environ, "ECON_EVAL_DATA": str(real_bundle[0])})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} >= {"app.py", "README.md", "requirements.txt", "econ_eval", "adapters",
+                                              "results", "space_examples.jsonl"}
+    assert not list(out.rglob("checkpoint-*")) and not list(out.rglob("training_args.bin"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile",
+                          "--disable-pip-version-check", "-r", str(out / "requirements.txt"),
+                          "-c", str(REPO / "constraints.txt")], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ECON_EVAL_DATA", "PYTHONPATH", "VIRTUAL_ENV"))}
+    env.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", ECON_EVAL_DATA=str(tmp_path / "no-bundle"))
+    app, url = _launch([str(venv / "bin" / "python"), str(out / "app.py"), "--port", str(port), "--max-new-tokens",
+                        "4", "--examples", "3"], port, tmp_path / "space.log", env, cwd=tmp_path)
+    try:
+        client = Client(url, verbose=False)
+        base, tuned, gold, score = client.predict("Investment signal", "", "", "", api_name="/compare")
+        assert base.strip() and tuned.strip() and gold in ("Yes", "No") and score.count("parsed:") == 2
+        table = client.predict("", "normalised_average", api_name="/leaderboard")
+        assert table["data"]
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        driver = _chromium(tmp_path)
+        try:
+            driver.get(url)
+            WebDriverWait(driver, 120).until(ec.element_to_be_clickable((By.ID, "compare-button")))
+            header = driver.find_element(By.ID, "header").text
+            assert "smollm2-135m-lora" in header and str(out) not in driver.page_source
+        finally:
+            driver.quit()
+    finally:
+        app.terminate()
+        app.wait(30)
