@@ -177,47 +177,10 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_quickstart(args) -> int:
-    """Build the bundle if needed, run the suite on the base model, then on the CPU LoRA adapter
-    (reusing the published one, or training it from its recipe), and print base vs tuned side by side.
+    from .quickstart import quickstart
 
-    Results go to ``results/runs/<system>/`` (git-ignored) unless ``--output`` says otherwise, so a
-    newcomer's run never mixes with the published ones in ``results/<system>/``.
-    """
-    from .evaluate import load_results, run_suite, system_name
-    from .io import DataError
-    from .lm_tasks import bundle_path
-    from .report import format_table
-
-    try:
-        bundle_path()
-        print(f"data bundle found at {config.data_dir()}")
-    except DataError:
-        ns = argparse.Namespace(raw=str(config.raw_dir()), annotations=str(config.annotations_dir()),
-                                out=str(config.data_dir()), split="random", seed=config.DEFAULT_SEED)
-        _cmd_data_build(ns)
-    runs = config.results_dir() / "runs"
-    spec = _eval_spec(args)
-    spec.output = Path(args.output) if args.output else runs / system_name(spec)
-    print(f"\n== 1/2 base model: {spec.model}")
-    columns = [(f"{system_name(spec)} (base)", load_results(run_suite(spec)))]
-    if not args.base_only:
-        adapter = Path(args.tuned_adapter)
-        if args.train or not (adapter / "adapter_model.safetensors").is_file():
-            from .finetune.recipe import load_recipe
-            from .finetune.train import train
-
-            recipe = load_recipe(args.recipe, [f"output_dir={adapter}"])
-            print(f"\n== training the CPU adapter: {args.recipe} -> {adapter} (about 15 min on 2 cores)")
-            train(recipe, resume=not args.train)
-        else:
-            print(f"\n== reusing the adapter in {adapter} (pass --train to train it again from {args.recipe})")
-        tuned = _eval_spec(args)
-        tuned.adapter, tuned.system = str(adapter), adapter.name
-        tuned.output = runs / adapter.name
-        print(f"\n== 2/2 tuned: {spec.model} + {adapter}")
-        columns.append((f"{adapter.name} (tuned)", load_results(run_suite(tuned))))
-    print()
-    print(format_table(columns))
+    quickstart(_eval_spec(args), adapter=Path(args.tuned_adapter), recipe=Path(args.recipe), train=args.train,
+               base_only=args.base_only, output=Path(args.output) if args.output else None)
     return 0
 
 
@@ -363,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "published CPU LoRA adapter)")
     q.add_argument("--recipe", default=str(config.REPO_ROOT / "finetune" / "smollm2-135m-lora.yaml"),
                    help="recipe that trains --tuned-adapter (default: %(default)s)")
-    q.add_argument("--train", action="store_true", help="train the adapter again even if it exists")
+    q.add_argument("--train", action="store_true", help="train a new adapter from --recipe (into adapters/runs/, "
+                   "never over the published one) and evaluate that")
     q.add_argument("--base-only", action="store_true", help="evaluate the base model only")
     q.set_defaults(func=_cmd_quickstart)
 

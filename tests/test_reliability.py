@@ -203,3 +203,51 @@ def test_a_server_that_dies_is_an_immediate_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match=r"llama.cpp server exited with code"):
         start_llama_server(str(bad), threads=1, ready_timeout=60, log_path=tmp_path / "server.log")
     assert time.monotonic() - t0 < 60
+
+
+# ------------------------------------------------------------------ installed as users install it (#14)
+@pytest.mark.slow
+def test_tasks_run_from_a_wheel_install(bundle_env, tmp_path):
+    """The package built as a wheel, installed into a fresh venv outside the checkout: `econ-eval tasks-path`
+    points into the installed package and lm_eval runs a task from there. (The heavy dependencies come
+    from this environment through a .pth line; econ_eval itself only from the wheel.)"""
+    import sysconfig
+
+    from econ_eval.models import fetch_model
+
+    wheels = tmp_path / "wheels"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
+                            str(REPO), "-w", str(wheels)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
+                              "--disable-pip-version-check", *map(str, wheels.glob("econ_eval-*.whl"))],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-3000:]
+    site = Path(subprocess.check_output([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                        text=True).strip())
+    (site / "econ_eval_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "ECON_EVAL_RAW",
+                                                            "ECON_EVAL_ANNOTATIONS")}
+    env["ECON_EVAL_DATA"] = str(bundle_env)
+    run = lambda *a: subprocess.run([str(py), *a], capture_output=True, text=True, env=env, cwd=elsewhere)  # noqa: E731
+    where = run("-c", "import econ_eval; print(econ_eval.__file__)")
+    assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr
+    tasks = run("-m", "econ_eval.cli", "tasks-path").stdout.strip()
+    assert tasks.startswith(str(site)) and (Path(tasks) / "econ" / "econ_classify.yaml").is_file()
+    lm = run("-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={fetch_model('smollm2-135m')},dtype=bfloat16",
+             "--device", "cpu", "--include_path", tasks, "--tasks", "econ_classify", "--limit", "2",
+             "--output_path", str(elsewhere / "out"))
+    assert lm.returncode == 0, lm.stderr[-3000:]
+    (results,) = (elsewhere / "out").rglob("results_*.json")
+    doc = json.loads(results.read_text())
+    assert "macro_f1,none" in doc["results"]["econ_classify"]
+    assert doc["configs"]["econ_classify"]["metadata"]["test_sha256"] == \
+        json.loads((bundle_env / "MANIFEST.json").read_text())["test_fingerprints"]["econ_classify"]["test_sha256"]
+    # without ../shared, `data build` says exactly what it needs
+    build = run("-m", "econ_eval.cli", "data", "build")
+    assert build.returncode == 2 and "arxiv_econ_qfin/" in build.stderr and "staeiou/arxiv_archive" in build.stderr
