@@ -240,11 +240,10 @@ def test_a_server_returning_garbage_gives_nan_not_a_crash(bad_server, run_dir, t
     assert report["complete"] == (reason == "unparseable")  # errors leave it incomplete (a rerun resumes)
 
 
+@pytest.mark.parametrize("bad_server", ["nonsense"], indirect=True)  # well-formed replies that are no judgement
 def test_unparseable_replies_are_not_cached_and_the_key_names_the_endpoint(bad_server, run_dir, tmp_path):
     """Regression (#8): NaN replies were cached and replayed, even against another endpoint."""
-    mode, url = bad_server
-    if mode != "nonsense":
-        pytest.skip("needs a well-formed but unparseable reply")
+    _, url = bad_server
     cache = ReplyCache(tmp_path / "c.sqlite")
     with pytest.raises(JudgeFailed):
         judge_run(run_dir, ChatClient("judge", base_url=url, retries=0, cache=cache), progress=False,
@@ -351,3 +350,19 @@ def test_annotate_rejects_inputs_without_ids(tmp_path):
     client = ChatClient("m", base_url="http://127.0.0.1:9/v1", cache=ReplyCache(tmp_path / "c.sqlite"))
     with pytest.raises(DataError, match=r"papers.jsonl: line 1: no 'id'"):
         annotate("qa", inp, tmp_path / "out.jsonl", client, progress=False)
+
+
+def test_annotate_against_a_dead_endpoint_fails_loudly(tmp_path):
+    """Regression (#6): `annotate` exited 0 when every call failed."""
+    from econ_eval.judge.server import free_port
+
+    inp = tmp_path / "stories.jsonl"
+    inp.write_text("".join(json.dumps({"newid": i, "date": "1-MAR-1987", "title": f"T{i}", "text": "Body."}) + "\n"
+                           for i in range(6)))
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "annotate", "signal", "--input", str(inp),
+                           "--output", str(tmp_path / "out.jsonl"), "--judge-model", "m", "--judge-base-url", url,
+                           "--retries", "0"], capture_output=True, text=True,
+                          env={**os.environ, "ECON_EVAL_HOME": str(tmp_path / "home")})
+    assert proc.returncode != 0 and "no item could be annotated" in proc.stderr and url in proc.stderr
+    assert "unreachable: 3 connection errors in a row" in proc.stderr

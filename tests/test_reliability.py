@@ -251,3 +251,13 @@ def test_tasks_run_from_a_wheel_install(bundle_env, tmp_path):
     # without ../shared, `data build` says exactly what it needs
     build = run("-m", "econ_eval.cli", "data", "build")
     assert build.returncode == 2 and "arxiv_econ_qfin/" in build.stderr and "staeiou/arxiv_archive" in build.stderr
+
+
+@pytest.mark.slow
+def test_a_failed_lm_eval_run_leaves_no_empty_folders(bundle_env, tmp_path):
+    """Regression (#12): failed `evaluate` runs left empty folders in results/tmp."""
+    results = tmp_path / "results"
+    proc = _cli("evaluate", "--tasks", "econ_no_such_task", "--limit", "1",
+                env={"ECON_EVAL_RESULTS": str(results), "ECON_EVAL_DATA": str(bundle_env)})
+    assert proc.returncode == 2 and "lm_eval failed with exit code" in proc.stderr
+    assert not (results / "tmp").exists()
