@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from econ_eval.judge.client import ChatClient, ReplyCache, base_url_host
 from econ_eval.judge.prompts import (JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task,
                                      parse_judgement)
 from econ_eval.judge.run import JudgeFailed, judge_run, load_judgeable, sample_files
+from tests.http_stubs import StubHandler, chat_completion
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED_RUN = REPO / "results" / "smollm2-135m"
@@ -112,24 +113,13 @@ def llama(tmp_path_factory):
     server.stop()
 
 
-class _GarbageHandler(BaseHTTPRequestHandler):
+class _GarbageHandler(StubHandler):
     mode = "garbage"
 
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+    def body(self) -> bytes:
         if self.mode == "garbage":
-            body = b"<html>this is not JSON"
-        else:  # a well-formed completion whose content is not a judgement
-            body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "banana"}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+            return b"<html>this is not JSON"
+        return chat_completion("banana")  # a well-formed completion whose content is not a judgement
 
 
 @pytest.fixture(params=["garbage", "nonsense"])

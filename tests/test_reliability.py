@@ -11,12 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from econ_eval.io import DataError
+from tests.http_stubs import StubHandler, chat_completion
 
 REPO = Path(__file__).resolve().parent.parent
 ADAPTER = REPO / "adapters" / "smollm2-135m-lora"
@@ -94,27 +95,16 @@ def test_tampered_bundle_under_lm_eval_is_one_clear_line(bundle_env, tmp_path):
 
 
 # ------------------------------------------------------------------ Ctrl-C (#7, #16)
-class _SlowJudge(BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint that answers a valid judgement after a delay, counting requests."""
+class _SlowJudge(StubHandler):
+    """An endpoint that answers a valid judgement after a delay, counting requests."""
 
     requests = 0
     delay = 1.5
 
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+    def body(self) -> bytes:
         type(self).requests += 1
         time.sleep(self.delay)
-        content = json.dumps({"score": 7, "rationale": "fine"})
-        body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "slow", "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        return chat_completion(json.dumps({"score": 7, "rationale": "fine"}))
 
 
 @pytest.fixture
