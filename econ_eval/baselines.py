@@ -19,12 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import metrics, prompts
+from . import metrics, tasks
 from .config import BUNDLE_VERSION, DEFAULT_SEED, results_dir
 from .io import atomic_write_json, atomic_write_jsonl, read_jsonl
 
 SEED = DEFAULT_SEED
-BASELINE_TASKS = ("econ_classify", "econ_signal")
+BASELINE_TASKS = tuple(tasks.names(baselines=True))
 
 
 @dataclass(frozen=True)
@@ -38,20 +38,19 @@ class TaskData:
 
 def task_text(task: str, doc: dict) -> str:
     """The text a classic baseline sees: the same content the LLM prompt carries, without instructions."""
-    if task == "econ_classify":
-        return doc["abstract"]
-    return f"{doc['title']}\n{doc['text'][: prompts.SIGNAL_STORY_CHARS]}"
+    return tasks.task(task).baseline_text(doc)
 
 
 def load_task(bundle: Path, task: str) -> TaskData:
     """Texts, gold labels and ids of one task's splits."""
     texts, labels, ids = {}, {}, {}
+    spec = tasks.task(task)
     for split in ("train", "validation", "test"):
         rows = read_jsonl(Path(bundle) / task / f"{split}.jsonl")
         texts[split] = [task_text(task, r) for r in rows]
-        labels[split] = [r["label"] if task == "econ_classify" else int(r["signal"]) for r in rows]
+        labels[split] = [spec.gold_label(r) for r in rows]
         ids[split] = [r.get("paper_id", r.get("newid")) for r in rows]
-    return TaskData(task, texts, labels, ids, binary=task == "econ_signal")
+    return TaskData(task, texts, labels, ids, binary=len(spec.labels) == 2)
 
 
 def headline(task: TaskData, gold, pred) -> float:
@@ -213,7 +212,8 @@ def results_document(name: str, per_task: dict[str, dict], manifest: dict) -> di
     results, configs, n_samples, versions = {}, {}, {}, {}
     for task, info in per_task.items():
         items = list(zip(info["gold"], info["pred"]))
-        names = ["precision", "recall", "f1", "mcc"] if task == "econ_signal" else \
+        binary = len(tasks.task(task).labels) == 2
+        names = ["precision", "recall", "f1", "mcc"] if binary else \
             ["macro_f1", "weighted_f1", "macro_precision", "macro_recall", "mcc"]
         row = {"alias": task}
         acc = [float(g == p) for g, p in items]
@@ -223,7 +223,7 @@ def results_document(name: str, per_task: dict[str, dict], manifest: dict) -> di
             fn = metrics.CORPUS_METRICS[m]
             row[f"{m},none"] = fn(items)
             row[f"{m}_stderr,none"] = metrics.bootstrap_stderr(fn, items)
-        head = "f1" if task == "econ_signal" else "macro_f1"
+        head = tasks.task(task).headline
         row["score,none"], row["score_stderr,none"] = row[f"{head},none"], row[f"{head}_stderr,none"]
         results[task] = row
         meta = {"version": 1.0, "bundle_version": manifest["bundle_version"], "headline_metric": head,

@@ -19,14 +19,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import tasks
 from .config import DEFAULT_MODEL, REPO_ROOT, results_dir, tasks_dir
 from .data.build import verify_bundle
 from .io import DataError, atomic_write_json
 
-SUITE_TASKS = ["econ_titles", "econ_classify", "econ_classify_gen", "econ_qa", "econ_signal", "econ_signal_gen",
-               "econ_mmlu"]
-#: Every task under tasks/econ/ (``econ_*``): the suite plus econ_qa_rag, which is run by name.
-ALL_TASKS = SUITE_TASKS + ["econ_qa_rag"]
+#: The `econ` group's tasks, and every task under tasks/econ/ (the suite plus those run by name): the registry's.
+SUITE_TASKS = tasks.SUITE_TASKS
+ALL_TASKS = list(tasks.TASKS)
 
 
 #: CPU defaults (benchmarks/eval_throughput.py, 2 cores): bf16 is ~2.9x faster than fp32, batch 8 beats 1, 16

@@ -17,21 +17,14 @@ from pathlib import Path
 
 import yaml
 
-from . import metrics
+from . import metrics, tasks
 from .baselines import BASELINE_TASKS
 from .config import BUNDLE_VERSION, DEFAULT_MODEL, REPO_ROOT, results_dir, tasks_dir
 from .evaluate import SUITE_TASKS
 from .io import DataError, RunRejected, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
-from .prompts import CLASS_LABELS
 
-#: task -> (headline metric, column title)
-HEADLINE = {
-    "econ_titles": ("rougeL", "Titles ROUGE-L"),
-    "econ_classify": ("macro_f1", "Classify macro-F1"),
-    "econ_qa": ("rougeL", "QA ROUGE-L"),
-    "econ_signal": ("f1", "Signal F1"),
-    "econ_mmlu": ("acc", "MMLU acc"),
-}
+#: task -> (headline metric, column title): one column per task family, from the registry
+HEADLINE = {t.name: (t.headline, t.title) for t in tasks.TASKS.values() if t.on_leaderboard}
 SKIP_DIRS = {"runs", "tmp", "benchmarks", "plots"}
 
 
@@ -99,17 +92,10 @@ SIGNAL_TEST_COUNTS = {"0": 669, "1": 81}
 
 def random_baseline(task: str) -> float:
     """Expected headline score of uniform random guessing on bundle 1.0's test sets (0 for generation)."""
-    if task == "econ_mmlu":
-        return 0.25
-    if task == "econ_classify":
-        counts = CLASSIFY_TEST_COUNTS
-        n, k = sum(counts.values()), len(counts)
-        return sum(2 * (c / n) * (1 / k) / (c / n + 1 / k) for c in counts.values()) / k
-    if task == "econ_signal":
-        counts = SIGNAL_TEST_COUNTS
-        p = counts.get("1", 0) / sum(counts.values())
-        return 2 * p * 0.5 / (p + 0.5)
-    return 0.0
+    counts = {"econ_classify": CLASSIFY_TEST_COUNTS, "econ_signal": SIGNAL_TEST_COUNTS}
+    spec = tasks.task(task)
+    return spec.random_headline(counts.get(spec.bundle_task))
+
 
 
 def accepted_results(folder: Path, expected: "Expected") -> tuple[Path | None, list[dict]]:
@@ -244,22 +230,19 @@ def _save_png(fig, path: Path) -> None:
 
 def confusion_from_samples(samples_file: Path, task: str) -> dict | None:
     """Confusion matrix of a classification run from its logged samples (lm-eval or baseline)."""
-    labels = CLASS_LABELS if task.startswith("econ_classify") else [0, 1]
+    spec = tasks.task(task)
+    labels = list(spec.labels)
+    as_label = {str(v): v for v in labels} | {n: v for n, v in zip(spec.label_names, labels)}
     items = []
     for s in read_jsonl(samples_file):
         resp = s.get("filtered_resps")
         target = s.get("target")
-        if task in ("econ_classify", "econ_signal") and resp and isinstance(resp[0], list):  # log-likelihoods
+        if spec.output_type == "multiple_choice" and resp and isinstance(resp[0], list):  # log-likelihoods
             pred = labels[max(range(len(resp)), key=lambda i: float(resp[i][0]))]
             gold = labels[int(target)]
-        else:
+        else:  # a generated (filtered) label, or a baseline's prediction
             pred = resp[0] if resp else None
-            gold = target
-            if task.startswith("econ_signal"):
-                pred = int(pred) if str(pred) in ("0", "1") else pred
-                gold = int(gold) if str(gold) in ("0", "1") else ["No", "Yes"].index(gold)
-            elif gold in ("Econometrics", "General Economics", "Theoretical Economics"):
-                gold = CLASS_LABELS[["Econometrics", "General Economics", "Theoretical Economics"].index(gold)]
+            pred, gold = as_label.get(str(pred), pred), as_label.get(str(target), target)
         items.append((gold, pred))
     return metrics.confusion(items, labels) if items else None
 
@@ -276,7 +259,7 @@ def _plot_confusions(root: Path, rows: list[dict], out_dir: Path) -> list[Path]:
         folder = res.parent
         stamp = res.name[len("results_"):-len(".json")]
         mats = {}
-        for task in ("econ_classify", "econ_signal"):
+        for task in tasks.names(baselines=True):  # the classification tasks of the leaderboard
             f = folder / f"samples_{task}_{stamp}.jsonl"
             if f.is_file():
                 mats[task] = confusion_from_samples(f, task)

@@ -1,7 +1,8 @@
 """THE prompts: one place for every task's input text, target and answer choices.
 
 The lm-eval task YAMLs call these through ``tasks/econ/utils.py`` (``doc_to_text: !function ...``)
-and the fine-tuning data builder calls them too, so training and evaluation see the same prompt.
+and the task registry (:mod:`econ_eval.tasks`) hands the same functions to fine-tuning, baselines and
+the Space, so training and evaluation see the same prompt.
 Change a prompt here and bump ``PROMPT_VERSION`` (it is recorded in the task metadata).
 """
 
@@ -152,11 +153,3 @@ def _first_match(text: str, patterns):
             best_pos, best = m.start(), label
     return best
 
-
-#: task name -> (prompt, target) used by fine-tuning; the MC tasks train on the gold choice text.
-TRAINING_PAIRS = {
-    "econ_titles": (titles_prompt, titles_target),
-    "econ_classify": (classify_prompt, classify_target),
-    "econ_qa": (qa_prompt, qa_target),
-    "econ_signal": (signal_prompt, signal_target),
-}

@@ -5,19 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from . import tasks
 from .evaluate import SUITE_TASKS, load_results
 
-#: metrics shown per task, headline first (the rest of lm-eval's output stays in the JSON)
-TASK_METRICS = {
-    "econ_titles": ["rougeL", "rouge1", "rouge2", "bleu"],
-    "econ_classify": ["macro_f1", "acc", "weighted_f1", "mcc"],
-    "econ_classify_gen": ["macro_f1", "acc", "invalid_rate"],
-    "econ_qa": ["rougeL", "token_f1"],
-    "econ_qa_rag": ["rougeL", "token_f1", "hit_rate"],
-    "econ_signal": ["f1", "acc", "precision", "recall", "mcc"],
-    "econ_signal_gen": ["f1", "acc", "invalid_rate"],
-    "econ_mmlu": ["acc"],
-}
+#: metrics shown per task, headline first (the rest of lm-eval's output stays in the JSON): the registry's
+TASK_METRICS = {t.name: list(t.metrics) for t in tasks.TASKS.values()}
 
 
 def task_metrics(results: dict, task: str) -> dict[str, tuple[float, float | None]]:

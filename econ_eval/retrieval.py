@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from . import tasks
 from .io import DataError, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_jsonl, sha256_file
 
 #: Bundle tasks whose rows are papers (paper_id, title, abstract): together they are the RAG corpus.
-CORPUS_TASKS = ("econ_titles", "econ_classify", "econ_qa")
+CORPUS_TASKS = tuple(tasks.names(retrieval_corpus=True))
 INDEX_DIR = "index"
 INDEX_VERSION = "2"
 #: all-MiniLM-L6-v2 was trained on 128-token inputs; longer inputs cost time and add little.

@@ -17,16 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from . import config, metrics, prompts
+from . import config, metrics, prompts, tasks
 from .io import DataError, read_jsonl
 
-#: Compare tab: task label -> (bundle task, prompt, gold text, how the answer is scored)
-DEMO_TASKS = {
-    "Title generation": "econ_titles",
-    "Classification": "econ_classify",
-    "Question answering": "econ_qa",
-    "Investment signal": "econ_signal",
-}
+#: Compare tab: label shown -> task (the registry's ``demo_label``)
+DEMO_TASKS = {t.demo_label: t.name for t in tasks.TASKS.values() if t.demo_label}
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PDF_PAGES = 60
@@ -37,41 +32,31 @@ CHUNK_OVERLAP = 150
 
 # ------------------------------------------------------------------ prompts for the Compare tab
 def gen_prompt(task: str, doc: dict) -> str:
-    """The task's prompt, phrased for generation (classification and signal are answered in words)."""
-    if task == "econ_titles":
-        return prompts.titles_prompt(doc)
-    if task == "econ_classify":
-        return prompts.classify_prompt(doc)
-    if task == "econ_qa":
-        return prompts.qa_prompt(doc)
-    if task == "econ_signal":
-        return prompts.signal_prompt(doc)
-    raise ValueError(f"unknown demo task {task!r}")
+    """The task's prompt (classification and signal are answered in words, as their ``_gen`` twins are)."""
+    return tasks.task(task).prompt(doc)
 
 
 def gold_answer(task: str, doc: dict) -> str | None:
     """The reference answer of a test example (None for pasted text)."""
     try:
-        return {"econ_titles": prompts.titles_target, "econ_classify": prompts.classify_target,
-                "econ_qa": prompts.qa_target, "econ_signal": prompts.signal_target}[task](doc)
+        return tasks.task(task).target(doc)
     except (KeyError, ValueError):
         return None
 
 
 def score_answer(task: str, doc: dict, answer: str) -> str:
     """The task's per-example metric for one answer, as a short text."""
-    if task in ("econ_titles", "econ_qa"):
-        ref = gold_answer(task, doc)
-        pred = metrics.clean_generation(answer) if task == "econ_titles" else answer.strip()
-        rl = metrics.rouge_scores(ref, pred)["rougeL"]
-        extra = f", token F1 {metrics.token_f1(ref, pred):.3f}" if task == "econ_qa" else ""
-        return f"ROUGE-L {rl:.3f}{extra}"
-    if task == "econ_classify":
-        label = prompts.parse_class_answer(answer)
-        return f"parsed: {label} — {'correct' if label == doc['label'] else 'wrong'}"
-    label = prompts.parse_signal_answer(answer)
-    shown = label if label == prompts.INVALID else prompts.SIGNAL_CHOICES[label]
-    return f"parsed: {shown} — {'correct' if label == int(doc['signal']) else 'wrong'}"
+    spec = tasks.task(task)
+    if spec.is_classification:
+        label = spec.parse(answer)
+        shown = label if label == prompts.INVALID or isinstance(label, str) else spec.label_name(label)
+        return f"parsed: {shown} — {'correct' if label == spec.gold_label(doc) else 'wrong'}"
+    ref = gold_answer(task, doc)
+    pred = spec.clean_answer(answer)
+    parts = [f"ROUGE-L {metrics.rouge_scores(ref, pred)['rougeL']:.3f}"]
+    if "token_f1" in spec.metrics:
+        parts.append(f"token F1 {metrics.token_f1(ref, pred):.3f}")
+    return ", ".join(parts)
 
 
 def pasted_doc(task: str, text: str, question: str = "") -> dict:
@@ -79,14 +64,7 @@ def pasted_doc(task: str, text: str, question: str = "") -> dict:
     text = (text or "").strip()
     if not text:
         raise DataError("paste some text first (an abstract, or a news story)")
-    if task in ("econ_titles", "econ_classify"):
-        return {"abstract": text}
-    if task == "econ_qa":
-        if not (question or "").strip():
-            raise DataError("question answering needs a question as well as the context")
-        return {"abstract": text, "question": question.strip()}
-    head, _, body = text.partition("\n")
-    return {"date": "", "title": head.strip(), "text": body.strip() or head.strip()}
+    return tasks.task(task).doc_from_text(text, question)
 
 
 #: Test examples shipped with an exported Space (``econ-eval space export``), used when no bundle is built.
@@ -146,7 +124,7 @@ def adapter_card(adapter: str | Path | None) -> tuple[str, str]:
 
 
 def example_label(task: str, doc: dict, i: int) -> str:
-    head = doc.get("question") if task == "econ_qa" else doc.get("title", "")
+    head = doc.get("question") or doc.get("title", "")  # a question, else the paper's or story's title
     head = " ".join(str(head).split())
     return f"{i + 1}. {head[:90]}"
 

@@ -47,6 +47,56 @@ def test_prompts_contain_the_inputs():
 
 
 def test_training_pairs_use_the_task_prompts():
+    from econ_eval import tasks
+
     doc = {"abstract": "A.", "title": "T", "label": "econ.TH", "question": "Q", "answer": "Ans"}
-    build, target = prompts.TRAINING_PAIRS["econ_classify"]
-    assert build is prompts.classify_prompt and target(doc) == "Theoretical Economics"
+    spec = tasks.task("econ_classify")
+    assert spec.prompt is prompts.classify_prompt and spec.target(doc) == "Theoretical Economics"
+
+
+# ------------------------------------------------------------------ the registry and the task YAMLs agree
+def _yaml_tasks() -> dict:
+    """Every task YAML of tasks/econ/ (lm-eval's !function tags kept as 'module.name' strings)."""
+    import yaml
+
+    from econ_eval.config import tasks_dir
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!function", lambda loader, suffix, node: loader.construct_scalar(node))
+    out = {}
+    for path in sorted((tasks_dir() / "econ").glob("*.yaml")):
+        cfg = yaml.load(path.read_text(), Loader=Loader)
+        if isinstance(cfg, dict) and isinstance(cfg.get("task"), str):
+            out[cfg["task"]] = cfg
+    return out
+
+
+def test_every_yaml_task_agrees_with_the_registry():
+    """A YAML and the registry must say the same: fails when a task is added to one and not the other, or
+    when a headline metric, prompt, output type, bundle folder or prompt version disagrees."""
+    from econ_eval import lm_tasks, tasks
+
+    yamls = _yaml_tasks()
+    assert set(yamls) == set(tasks.TASKS), "a task is in the YAMLs or in the registry but not in both"
+    for name, cfg in yamls.items():
+        spec = tasks.task(name)
+        assert cfg["output_type"] == spec.output_type, name
+        assert cfg["dataset_kwargs"]["bundle_task"] == spec.bundle_task, name
+        assert cfg["metadata"]["headline_metric"] == spec.headline, name
+        assert str(cfg["metadata"]["prompt_version"]) == prompts.PROMPT_VERSION, name
+        prompt_fn = getattr(lm_tasks, cfg["doc_to_text"].split(".", 1)[1])
+        assert prompt_fn is spec.prompt, f"{name}: the YAML's doc_to_text is not the registry's prompt"
+        listed = [m["metric"] for m in cfg["metric_list"]]
+        assert set(spec.metrics) <= set(listed) and "score" in listed, name
+
+
+def test_econ_group_is_the_registry_suite():
+    import yaml
+
+    from econ_eval import tasks
+    from econ_eval.config import tasks_dir
+
+    group = yaml.safe_load((tasks_dir() / "econ" / "econ.yaml").read_text())
+    assert group["task"] == tasks.SUITE_TASKS

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import BUNDLE_VERSION, DEFAULT_SEED
+from ..tasks import bundle_folders
 from ..io import DataError, atomic_write_json, atomic_write_jsonl, read_json, sha256_file
 from . import sources
 from .sources import CLASS_OF_PRIMARY, ECON_LABELS
 
-TASK_DIRS = ["econ_titles", "econ_classify", "econ_qa", "econ_signal", "econ_mmlu"]
+TASK_DIRS = bundle_folders()  # every folder a registered task reads
 SPLITS = ["train", "validation", "test"]
 N_TEST_PAPERS = 350
 N_VALIDATION_PAPERS = 150

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import prompts
+from .. import tasks
 from ..data.build import _order_key
 from ..io import read_jsonl
 from .recipe import Recipe
@@ -18,7 +18,7 @@ from .recipe import Recipe
 
 def _round_robin_by_label(order: list[int], rows: list[dict], task: str) -> list[int]:
     """Reorder so labels alternate (rare labels are not drowned by a cap); each label keeps its order."""
-    key = "signal" if task == "econ_signal" else "label"
+    key = tasks.task(task).label_field
     groups: dict = {}
     for i in order:
         groups.setdefault(rows[i].get(key), []).append(i)
@@ -44,7 +44,8 @@ def mixture_rows(bundle: Path, recipe: Recipe) -> list[dict]:
             order = _round_robin_by_label(order, rows, task)
         cap = spec.get("max_examples")
         n = min(len(rows), int(cap) if cap is not None else len(rows))
-        build_prompt, build_target = prompts.TRAINING_PAIRS[task]
+        spec = tasks.task(task)
+        build_prompt, build_target = spec.prompt, spec.target
         per_task[task] = [
             {"prompt": [{"role": "user", "content": build_prompt(rows[i])}],
              "completion": [{"role": "assistant", "content": build_target(rows[i])}],

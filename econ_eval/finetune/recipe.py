@@ -12,12 +12,13 @@ from typing import Any
 
 import yaml
 
+from .. import tasks
 from ..config import DEFAULT_MODEL, DEFAULT_SEED
 from ..io import DataError
 
 METHODS = ("lora", "loraplus", "qlora")
 SAMPLING_STRATEGIES = ("random", "sequential", "group_by_length", "batch_rebalance")
-MIXTURE_TASKS = ("econ_titles", "econ_classify", "econ_qa", "econ_signal")
+MIXTURE_TASKS = tuple(tasks.names(trainable=True))
 
 
 @dataclass
@@ -134,8 +135,9 @@ def validate(data: dict, path: str = "<recipe>") -> Recipe:
         spec = spec or {}
         if not isinstance(spec, dict) or set(spec) - {"weight", "max_examples", "balance_labels"}:
             raise DataError(f"{path}: mixture.{task} takes only 'weight', 'max_examples' and 'balance_labels'")
-        if spec.get("balance_labels") and task not in ("econ_classify", "econ_signal"):
-            raise DataError(f"{path}: mixture.{task}.balance_labels applies to econ_classify and econ_signal only")
+        if spec.get("balance_labels") and not tasks.task(task).is_classification:
+            classification = [t for t in MIXTURE_TASKS if tasks.task(t).is_classification]
+            raise DataError(f"{path}: mixture.{task}.balance_labels applies to {' and '.join(classification)} only")
         if float(spec.get("weight", 1.0)) < 0:
             raise DataError(f"{path}: mixture.{task}.weight must be >= 0")
     return recipe

@@ -7,6 +7,8 @@ Change a rubric and bump the version: cached scores of the old version are then 
 
 from __future__ import annotations
 
+from .. import tasks as _tasks
+
 import json
 import math
 import re
@@ -60,10 +62,10 @@ def _title_messages(sample: dict) -> list[dict]:
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 
 
-#: judge metric -> (tasks it applies to, message builder)
+#: judge metric -> (tasks it applies to, message builder); which tasks is the registry's ``judge_metrics``
 JUDGE_METRICS = {
-    "qa_correctness": (("econ_qa", "econ_qa_rag"), _qa_messages),
-    "title_quality": (("econ_titles",), _title_messages),
+    metric: (tuple(t.name for t in _tasks.TASKS.values() if metric in t.judge_metrics), builder)
+    for metric, builder in (("qa_correctness", _qa_messages), ("title_quality", _title_messages))
 }
 
 
@@ -76,7 +78,7 @@ def judge_messages(metric: str, sample: dict) -> list[dict]:
 
 def metrics_for_task(task: str) -> list[str]:
     """The judge metrics that apply to an lm-eval task name."""
-    return [m for m, (tasks, _) in JUDGE_METRICS.items() if task in tasks]
+    return [m for m, (names, _) in JUDGE_METRICS.items() if task in names]
 
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.S)

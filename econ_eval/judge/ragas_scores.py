@@ -19,13 +19,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import tasks
 from ..io import atomic_write_json, sha256_file
 from .client import base_url_host, default_base_url
 from .run import logged_response, sample_files
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
-RAGAS_TASKS = ("econ_qa", "econ_qa_rag")
+RAGAS_TASKS = tuple(tasks.names(ragas=True))
 NON_LLM_METRICS = ("semantic_similarity", "rouge_l", "bleu", "string_similarity",
                    "nonllm_context_precision", "nonllm_context_recall")
 LLM_METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall", "answer_correctness")
