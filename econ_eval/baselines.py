@@ -13,15 +13,14 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from . import metrics, tasks
+from . import metrics, run_folder, tasks
 from .config import BUNDLE_VERSION, DEFAULT_SEED, results_dir
-from .io import atomic_write_json, atomic_write_jsonl, read_jsonl
+from .io import read_jsonl
 
 SEED = DEFAULT_SEED
 BASELINE_TASKS = tuple(tasks.names(baselines=True))
@@ -257,7 +256,7 @@ def run_baselines(names: list[str], tasks: list[str], bundle: Path, out_root: Pa
         raise KeyError(f"baselines run on {', '.join(BASELINE_TASKS)} only, not {bad}")
     data = {t: load_task(bundle, t) for t in tasks}
     out_root = Path(out_root) if out_root else results_dir() / "baselines"
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
+    stamp = run_folder.new_stamp()
     written = {}
     for name in names:
         per_task = {}
@@ -269,10 +268,8 @@ def run_baselines(names: list[str], tasks: list[str], bundle: Path, out_root: Pa
             log(f"{name:<20} {t:<14} headline {headline(td, td.labels['test'], pred):.4f}  ({info})")
         doc = results_document(name, per_task, manifest)
         folder = out_root / name
-        path = atomic_write_json(folder / f"results_{stamp}.json", doc, overwrite=False)
-        for t, info in per_task.items():
-            atomic_write_jsonl(folder / f"samples_{t}_{stamp}.jsonl", [
-                {"doc_id": i, "doc": {"id": ident}, "target": g, "filtered_resps": [p]}
-                for i, (ident, g, p) in enumerate(zip(info["ids"], info["gold"], info["pred"]))])
-        written[name] = path
+        written[name] = run_folder.write_results(folder, stamp, doc, {t: [
+            {"doc_id": i, "doc": {"id": ident}, "target": g, "filtered_resps": [p]}
+            for i, (ident, g, p) in enumerate(zip(info["ids"], info["gold"], info["pred"]))]
+            for t, info in per_task.items()})
     return written

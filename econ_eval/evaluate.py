@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -19,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tasks
+from . import run_folder, tasks
 from .config import DEFAULT_MODEL, REPO_ROOT, results_dir, tasks_dir
 from .data.build import verify_bundle
-from .io import DataError, atomic_write_json
+from .io import DataError
 
 #: The `econ` group's tasks, and every task under tasks/econ/ (the suite plus those run by name): the registry's.
 SUITE_TASKS = tasks.SUITE_TASKS
@@ -149,7 +148,7 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
         _remove_staging(staging)
         kept = f"; its partial output is in {staging}" if staging.is_dir() else ""
         raise RuntimeError(f"lm_eval failed with exit code {returncode}; its output is above{kept}")
-    produced = sorted(staging.rglob("results_*.json"))
+    produced = run_folder.results_files(staging, recursive=True)
     if len(produced) != 1:
         raise RuntimeError(f"expected one results_*.json under {staging}, found {produced}")
     dest.mkdir(parents=True, exist_ok=True)
@@ -163,14 +162,13 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     _remove_staging(staging)
     results_file = next(p for p in moved if p.name.startswith("results_"))
-    stamp = re.sub(r"^results_|\.json$", "", results_file.name)
-    atomic_write_json(dest / f"system_{stamp}.json", {
+    run_folder.write_system(results_file, {
         "system": name, "base_model": spec.model, "pretrained": pretrained, "adapter": spec.adapter,
         "dtype": spec.dtype, "batch_size": spec.batch_size, "backend": spec.backend, "device": spec.device,
         "chat_template": spec.chat_template, "limit": spec.limit, "tasks": spec.tasks,
         "wall_time_s": round(wall, 1), "command": shlex.join(cmd), "results_file": results_file.name,
         "warnings": warnings,
-    }, overwrite=False)
+    })
     log(f"results filed in {dest} ({wall / 60:.1f} min)")
     return results_file
 

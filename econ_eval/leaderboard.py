@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from . import metrics, tasks
+from . import metrics, run_folder, tasks
+from .run_folder import newest_results
 from .baselines import BASELINE_TASKS
 from .config import BUNDLE_VERSION, DEFAULT_MODEL, REPO_ROOT, results_dir, tasks_dir
 from .evaluate import SUITE_TASKS
@@ -29,11 +30,6 @@ SKIP_DIRS = {"runs", "tmp", "benchmarks", "plots"}
 
 
 # --------------------------------------------------------------------------- reading runs
-def newest_results(folder: Path) -> Path | None:
-    files = sorted(Path(folder).glob("results_*.json"))
-    return files[-1] if files else None
-
-
 def system_folders(root: Path) -> list[Path]:
     """Every folder under ``root`` (one level, plus ``baselines/*``) that holds a results file."""
     if not Path(root).is_dir():
@@ -57,8 +53,7 @@ def _metric(results: dict, task: str, metric: str):
 
 
 def _system_info(folder: Path, results: dict, path: Path) -> dict:
-    stamp = path.name[len("results_"):-len(".json")]
-    sysfile = folder / f"system_{stamp}.json"
+    sysfile = run_folder.system_file(path)
     info = read_json(sysfile, what="system file") if sysfile.is_file() else {}
     is_baseline = results.get("config", {}).get("model") == "econ-eval-baseline"
     adapter = info.get("adapter")
@@ -103,7 +98,7 @@ def accepted_results(folder: Path, expected: "Expected") -> tuple[Path | None, l
     did not (``[{"results_file", "problems"}]``): a ``--limit`` smoke run filed into a system's folder
     never replaces its full run."""
     skipped = []
-    for path in sorted(Path(folder).glob("results_*.json"), reverse=True):
+    for path in reversed(run_folder.results_files(folder)):
         problems = check_results(path, expected)
         if not problems:
             return path, skipped
@@ -154,7 +149,7 @@ def _task_metric_names(results: dict, task: str) -> list[str]:
 
 
 def _run_date(results: dict, path: Path) -> str:
-    stamp = path.name[len("results_"):-len(".json")]
+    stamp = run_folder.stamp_of(path)
     try:
         return datetime.strptime(stamp[:19], "%Y-%m-%dT%H-%M-%S").replace(tzinfo=timezone.utc).isoformat()
     except ValueError:
@@ -257,10 +252,9 @@ def _plot_confusions(root: Path, rows: list[dict], out_dir: Path) -> list[Path]:
     for row in rows:
         res = root / row["results_file"]
         folder = res.parent
-        stamp = res.name[len("results_"):-len(".json")]
         mats = {}
         for task in tasks.names(baselines=True):  # the classification tasks of the leaderboard
-            f = folder / f"samples_{task}_{stamp}.jsonl"
+            f = run_folder.samples_file(res, task)
             if f.is_file():
                 mats[task] = confusion_from_samples(f, task)
         if not mats:
@@ -371,8 +365,7 @@ def _fingerprint_problem(path: Path, results: dict, task: str, expected: Expecte
         return None if recorded == want["test_sha256"] else (
             f"{task} was scored on other test documents (test_sha256 {recorded[:12]}…, expected "
             f"{want['test_sha256'][:12]}…): a bundle built with another seed or split")
-    stamp = path.name[len("results_"):-len(".json")]
-    samples = path.parent / f"samples_{task}_{stamp}.jsonl"
+    samples = run_folder.samples_file(path, task)
     if not samples.is_file():
         return f"{task}: no test fingerprint recorded and no logged samples to check the test documents against"
     rows = sorted(read_jsonl(samples), key=lambda r: r.get("doc_id", 0))
@@ -423,7 +416,7 @@ def check_run(run_dir: Path, bundle: Path | None = None) -> tuple[Path, dict]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a folder; pass the folder lm_eval --output_path wrote to")
-    files = sorted(run_dir.rglob("results_*.json"), key=lambda p: p.name)
+    files = run_folder.results_files(run_dir, recursive=True)
     if not files:
         raise RunRejected(f"{run_dir}: no results_*.json found (run lm_eval with --output_path)")
     path = files[-1]
@@ -437,7 +430,7 @@ def add_run(run_dir: Path, system: str | None = None, root: Path | None = None, 
     """Check a run and copy its files into ``results/<system>/``; never overwrite. Returns the folder."""
     path, results = check_run(run_dir, bundle)
     root = Path(root) if root else results_dir()
-    stamp = path.name[len("results_"):-len(".json")]
+    stamp = run_folder.stamp_of(path)
     name = system or (results.get("model_name") or path.parent.name).replace("/", "__").split("__")[-1]
     dest = root / name
     sources = [p for p in path.parent.iterdir() if stamp in p.name]

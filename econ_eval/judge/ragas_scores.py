@@ -16,11 +16,10 @@ import os
 import re
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import tasks
-from ..io import atomic_write_json, sha256_file
+from .. import run_folder, tasks
+from ..io import sha256_file
 from .client import base_url_host, default_base_url
 from .run import logged_response, sample_files
 
@@ -194,7 +193,7 @@ def ragas_run(run_dir: Path | str, *, use_llm: bool = False, judge_model: str | 
     wall = time.perf_counter() - started
     names = list(scorers)
     summary = summarise(per_sample, names)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
+    stamp = run_folder.new_stamp()
     import ragas
 
     report = {
@@ -209,7 +208,7 @@ def ragas_run(run_dir: Path | str, *, use_llm: bool = False, judge_model: str | 
         "results": summary, "samples": per_sample,
     }
     tag = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_model) if use_llm else "nonllm"
-    path = atomic_write_json(run_dir / f"ragas_{tag}_{stamp}.json", report, overwrite=False)
+    path = run_folder.write_scores(run_dir, "ragas", tag, report, stamp)
     for key, s in summary.items():
         mean = "nan" if s["mean"] is None else f"{s['mean']:.3f}"
         log(f"{key:<40} {mean}  scored {s['n_scored']}/{s['n']}" + (f"  NaN {s['n_nan']}" if s["n_nan"] else ""))

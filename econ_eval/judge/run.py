@@ -8,19 +8,17 @@ judge to score each generation with the rubrics of :mod:`econ_eval.judge.prompts
 from __future__ import annotations
 
 import math
-import re
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from ..io import DataError, atomic_write_json, read_jsonl, sha256_file
+from .. import run_folder
+from ..io import DataError, read_jsonl, sha256_file
 from .client import BudgetExhausted, ChatClient, EndpointUnreachable, base_url_host
 from .jobs import Interrupted, run_jobs
 from .prompts import JUDGE_METRICS, JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task, \
     parse_judgement
 
-_SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl$")
 
 #: Why a sample has no score (``not_run``: stopped by Ctrl-C before it was sent).
 MISSING_REASONS = ("unparseable", "error", "budget", "empty_response", "not_run")
@@ -36,12 +34,7 @@ def sample_files(run_dir: Path | str) -> dict[str, Path]:
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a folder; pass the folder lm_eval --log_samples wrote to "
                         "(e.g. results/smollm2-135m)")
-    newest: dict[str, tuple[str, Path]] = {}
-    for path in run_dir.glob("samples_*.jsonl"):
-        m = _SAMPLES_RE.match(path.name)
-        if m and (m["task"] not in newest or m["stamp"] > newest[m["task"]][0]):
-            newest[m["task"]] = (m["stamp"], path)
-    return {task: path for task, (_, path) in sorted(newest.items())}
+    return run_folder.newest_samples(run_dir)
 
 
 def logged_response(row: dict, path: Path) -> str:
@@ -172,7 +165,7 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
                   for r, job in zip(results, jobs)]
     summary = summarise(per_sample)
     files = sorted({j["samples_file"] for j in jobs})
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
+    stamp = run_folder.new_stamp()
     report = {
         "judge_model": client.model,
         "judge_base_url_host": base_url_host(client.base_url),
@@ -196,8 +189,7 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
         "results": summary,
         "samples": per_sample,
     }
-    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", client.model).strip("-") or "judge"
-    path = atomic_write_json(run_dir / f"judge_{safe_model}_{stamp}.json", report, overwrite=False)
+    path = run_folder.write_scores(run_dir, "judge", client.model, report, stamp)
     for key, s in summary.items():
         mean = "nan" if s["mean"] is None else f"{s['mean']:.2f}"
         se = "" if s["stderr"] is None else f" ± {s['stderr']:.2f}"
