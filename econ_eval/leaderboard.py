@@ -15,12 +15,11 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
 
 from . import metrics, run_folder, tasks
 from .run_folder import newest_results
 from .baselines import BASELINE_TASKS
-from .config import BUNDLE_VERSION, DEFAULT_MODEL, REPO_ROOT, results_dir, tasks_dir
+from .config import BUNDLE_VERSION, DEFAULT_MODEL, REPO_ROOT, results_dir
 from .evaluate import SUITE_TASKS
 from .io import DataError, RunRejected, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
 
@@ -306,20 +305,8 @@ def build(root: Path | None = None, bundle: Path | None = None, log=print) -> di
 
 # --------------------------------------------------------------------------- check / add
 def task_versions() -> dict[str, float]:
-    """The task versions declared by this checkout's YAMLs."""
-    out = {}
-    for f in sorted(tasks_dir().rglob("*.yaml")):
-        cfg = yaml.load(f.read_text(), Loader=_IgnoreTagsLoader)
-        if isinstance(cfg, dict) and "task" in cfg and isinstance(cfg["task"], str):
-            out[cfg["task"]] = float(cfg.get("metadata", {}).get("version", 0))
-    return out
-
-
-class _IgnoreTagsLoader(yaml.SafeLoader):
-    pass
-
-
-_IgnoreTagsLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    """The task versions declared by this checkout's YAMLs (templates merged)."""
+    return {name: float(cfg.get("metadata", {}).get("version", 0)) for name, cfg in tasks.yaml_configs().items()}
 
 
 class Expected:

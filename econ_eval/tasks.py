@@ -165,3 +165,34 @@ def bundle_folders() -> list[str]:
 
 
 SUITE_TASKS = names(in_suite=True)
+
+
+def yaml_configs(folder=None) -> dict[str, dict]:
+    """Every task YAML under the lm-eval task folder, with ``include:`` templates merged as lm-eval merges
+    them (the task's keys over the template's); ``!function`` tags are kept as ``"module.name"`` strings."""
+    from pathlib import Path
+
+    import yaml
+
+    from .config import tasks_dir
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!function", lambda loader, suffix, node: loader.construct_scalar(node))
+
+    def load(path: Path) -> dict:
+        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader) or {}
+        includes = cfg.pop("include", None)
+        merged: dict = {}
+        for inc in [includes] if isinstance(includes, str) else includes or []:
+            merged.update(load(path.parent / inc))
+        merged.update(cfg)
+        return merged
+
+    out = {}
+    for path in sorted(Path(folder or tasks_dir()).rglob("*.yaml")):
+        cfg = load(path)
+        if isinstance(cfg.get("task"), str):
+            out[cfg["task"]] = cfg
+    return out

@@ -55,30 +55,12 @@ def test_training_pairs_use_the_task_prompts():
 
 
 # ------------------------------------------------------------------ the registry and the task YAMLs agree
-def _yaml_tasks() -> dict:
-    """Every task YAML of tasks/econ/ (lm-eval's !function tags kept as 'module.name' strings)."""
-    import yaml
-
-    from econ_eval.config import tasks_dir
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!function", lambda loader, suffix, node: loader.construct_scalar(node))
-    out = {}
-    for path in sorted((tasks_dir() / "econ").glob("*.yaml")):
-        cfg = yaml.load(path.read_text(), Loader=Loader)
-        if isinstance(cfg, dict) and isinstance(cfg.get("task"), str):
-            out[cfg["task"]] = cfg
-    return out
-
-
 def test_every_yaml_task_agrees_with_the_registry():
     """A YAML and the registry must say the same: fails when a task is added to one and not the other, or
     when a headline metric, prompt, output type, bundle folder or prompt version disagrees."""
     from econ_eval import lm_tasks, tasks
 
-    yamls = _yaml_tasks()
+    yamls = tasks.yaml_configs()
     assert set(yamls) == set(tasks.TASKS), "a task is in the YAMLs or in the registry but not in both"
     for name, cfg in yamls.items():
         spec = tasks.task(name)
@@ -90,6 +72,23 @@ def test_every_yaml_task_agrees_with_the_registry():
         assert prompt_fn is spec.prompt, f"{name}: the YAML's doc_to_text is not the registry's prompt"
         listed = [m["metric"] for m in cfg["metric_list"]]
         assert set(spec.metrics) <= set(listed) and "score" in listed, name
+        assert cfg["custom_dataset"].startswith("utils.load_"), name  # from the bundle, never the Hub
+
+
+def test_the_agreement_test_can_fail(tmp_path):
+    """The YAML reader merges templates; a YAML whose headline differs from the registry's is caught."""
+    import shutil
+
+    from econ_eval import tasks
+    from econ_eval.config import tasks_dir
+
+    copy = tmp_path / "tasks"
+    shutil.copytree(tasks_dir(), copy)
+    yaml_file = copy / "econ" / "econ_qa.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("headline_metric: rougeL", "headline_metric: token_f1"))
+    cfg = tasks.yaml_configs(copy)["econ_qa"]
+    assert cfg["test_split"] == "test"  # from the template
+    assert cfg["metadata"]["headline_metric"] != tasks.task("econ_qa").headline
 
 
 def test_econ_group_is_the_registry_suite():
