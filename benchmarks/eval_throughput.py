@@ -129,14 +129,14 @@ def main(argv=None) -> int:
     from lm_eval.tasks import TaskManager
     from transformers import AutoTokenizer
 
-    from econ_eval.fast_hf import FastHFLM
+    from econ_eval.hf_prefix_shared import PrefixSharedHFLM
     from econ_eval.models import fetch_model
 
     path = str(fetch_model("smollm2-135m", log=lambda m: None))
     tok = AutoTokenizer.from_pretrained(path)
     tm = TaskManager(include_path=str(tasks_dir()))
     threads = torch.get_num_threads()
-    backends = {"hf": HFLM, "econ-hf": FastHFLM}
+    backends = {"hf": HFLM, "econ-hf": PrefixSharedHFLM}
     configs = {"lm-eval defaults (hf, batch 1, float32)": ("hf", dict(batch_size=1, dtype="auto")),
                f"hf, batch {DEFAULT_BATCH_SIZE}, {DEFAULT_DTYPE}":
                    ("hf", dict(batch_size=int(DEFAULT_BATCH_SIZE), dtype=DEFAULT_DTYPE)),

@@ -34,7 +34,7 @@ ALL_TASKS = list(tasks.TASKS)
 #: hf at batch 16 (their system_*.json says so); scores move within their standard errors between the settings.
 DEFAULT_BATCH_SIZE = "8"
 DEFAULT_DTYPE = "bfloat16"
-#: lm-eval model backends: ``econ-hf`` (econ_eval/fast_hf.py: hf with prefix-shared log-likelihoods, run through
+#: lm-eval model backends: ``econ-hf`` (econ_eval/hf_prefix_shared.py: hf with prefix-shared log-likelihoods, run through
 #: ``python -m econ_eval.lm_eval_cli``) or lm-eval's own ``hf`` (``python -m lm_eval``).
 BACKENDS = ("econ-hf", "hf")
 DEFAULT_BACKEND = "econ-hf"

@@ -1,7 +1,7 @@
 """``python -m econ_eval.lm_eval_cli ARGS``: lm-eval's own command line, with the ``econ-hf`` backend registered.
 
 Every ``lm_eval`` argument works as documented by lm-eval; the only addition is ``--model econ-hf``
-(:mod:`econ_eval.fast_hf`), which ``lm_eval`` itself cannot see because it does not load plugins.
+(:mod:`econ_eval.hf_prefix_shared`), which ``lm_eval`` itself cannot see because it does not load plugins.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def main() -> None:
 
     from lm_eval.__main__ import cli_evaluate
 
-    from . import fast_hf  # noqa: F401  (registers the econ-hf model)
+    from . import hf_prefix_shared  # noqa: F401  (registers the econ-hf model)
     from .io import DataError
 
     try:

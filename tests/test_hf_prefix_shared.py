@@ -1,4 +1,4 @@
-"""``econ-hf`` (econ_eval/fast_hf.py) against lm-eval's own ``hf`` backend on the real embedded model.
+"""``econ-hf`` (econ_eval/hf_prefix_shared.py) against lm-eval's own ``hf`` backend on the real embedded model.
 
 Both run in float32 here, where the only difference between the two code paths is the order of
 floating-point operations, so log-likelihoods must agree to ~1e-3 and greedy flags exactly.
@@ -47,10 +47,10 @@ def _instances(pairs):
 def _models(model_dir, **kw):
     from lm_eval.models.huggingface import HFLM
 
-    from econ_eval.fast_hf import FastHFLM
+    from econ_eval.hf_prefix_shared import PrefixSharedHFLM
 
     common = dict(pretrained=model_dir, device="cpu", dtype="float32", batch_size=4, **kw)
-    return HFLM(**common), FastHFLM(**common)
+    return HFLM(**common), PrefixSharedHFLM(**common)
 
 
 def _assert_close(ref, got, tol=2e-3):
@@ -79,10 +79,10 @@ def test_econ_hf_falls_back_to_lm_eval_when_a_request_is_too_long(model_dir):
 
 @pytest.mark.slow
 def test_econ_hf_without_shared_prefix_is_lm_eval(model_dir):
-    from econ_eval.fast_hf import FastHFLM
+    from econ_eval.hf_prefix_shared import PrefixSharedHFLM
 
     hf = _models(model_dir)[0]
-    off = FastHFLM(pretrained=model_dir, device="cpu", dtype="float32", batch_size=4, shared_prefix="false")
+    off = PrefixSharedHFLM(pretrained=model_dir, device="cpu", dtype="float32", batch_size=4, shared_prefix="false")
     assert off.loglikelihood(_instances(REQUESTS)) == hf.loglikelihood(_instances(REQUESTS))
 
 
@@ -111,7 +111,7 @@ def test_lm_eval_command_per_backend():
 
 
 def test_group_plan_moves_the_shared_leading_tokens_into_the_context():
-    from econ_eval.fast_hf import _Group
+    from econ_eval.hf_prefix_shared import _Group
 
     g = _Group.plan((1, 2), [0, 1], [(198, 5230), (198, 10539)])  # newline + "No", newline + "Yes"
     assert g.extended == (1, 2, 198) and g.prefix == (198,) and g.rests == [(5230,), (10539,)] and g.one_token_rests

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 
 @register_model("econ-hf")
-class FastHFLM(HFLM):
+class PrefixSharedHFLM(HFLM):
     """lm-eval's ``HFLM`` with prefix-shared log-likelihoods (see the module docstring).
 
     Every ``hf`` model argument works unchanged (``pretrained=``, ``peft=``, ``dtype=`` ...);
