@@ -162,7 +162,7 @@ def _cmd_tasks_path(args) -> int:
 
 
 def _cmd_space_export(args) -> int:
-    from .space_export import export_space
+    from .space.export import export_space
 
     export_space(Path(args.out), adapter=Path(args.adapter) if args.adapter else None,
                  examples_per_task=args.examples)

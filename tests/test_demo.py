@@ -293,7 +293,7 @@ def test_browser_click_compare_and_screenshot(app_url, tmp_path):
 
 # ------------------------------------------------------------------ the exported Space (#15)
 def test_space_metadata_rules(tmp_path):
-    from econ_eval.space_export import front_matter, validate_space_metadata
+    from econ_eval.space.export import front_matter, validate_space_metadata
 
     validate_space_metadata(front_matter(REPO / "demo" / "README.md"))  # what we publish passes
     meta = front_matter(REPO / "demo" / "README.md")
@@ -304,7 +304,7 @@ def test_space_metadata_rules(tmp_path):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "mine.txt").write_text("x")
-    from econ_eval.space_export import export_space
+    from econ_eval.space.export import export_space
 
     with pytest.raises(DataError, match="refusing to overwrite it"):
         export_space(out)

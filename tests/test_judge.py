@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from econ_eval.judge.client import ChatClient, ReplyCache, base_url_host
-from econ_eval.judge.prompts import (JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task,
+from econ_eval.judge.rubrics import (JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task,
                                      parse_judgement)
 from econ_eval.judge.run import JudgeFailed, judge_run, load_judgeable, sample_files
 from tests.http_stubs import StubHandler, chat_completion

@@ -1,7 +1,7 @@
 """Judge lm-eval's logged samples after the fact: ``econ-eval judge RUN_DIR``.
 
 Reads the ``samples_<task>_<timestamp>.jsonl`` files that ``lm_eval --log_samples`` wrote, asks the
-judge to score each generation with the rubrics of :mod:`econ_eval.judge.prompts`, and writes
+judge to score each generation with the rubrics of :mod:`econ_eval.judge.rubrics`, and writes
 ``judge_<judge-model>_<timestamp>.json`` beside them. lm-eval's files are only read, never changed.
 """
 
@@ -16,7 +16,7 @@ from .. import run_folder
 from ..io import DataError, read_jsonl, sha256_file
 from .client import BudgetExhausted, ChatClient, EndpointUnreachable, base_url_host
 from .jobs import Interrupted, run_jobs
-from .prompts import JUDGE_METRICS, JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task, \
+from .rubrics import JUDGE_METRICS, JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task, \
     parse_judgement
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from . import config
-from .io import DataError, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .. import config
+from ..io import DataError, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 #: Space metadata rules of the Hugging Face Hub (the fields we use).
 SPACE_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
@@ -80,7 +80,7 @@ def _canonical(name: str) -> str:
 
 def export_space(out: Path, *, adapter: Path | None = None, examples_per_task: int = 20, log=print) -> Path:
     """Write the Space folder ``out`` (see the module docstring); return it."""
-    from . import space
+    from .. import space
 
     out = Path(out)
     repo = config.REPO_ROOT
