@@ -112,8 +112,11 @@ def main() -> int:
     for method, path in RECIPES.items():
         recipe = load_recipe(path, [f"max_steps={args.max_steps}"] if args.max_steps else None)
         record_path = Path(recipe.output_dir) / TRAINING_RECORD
+        published = REPO / "adapters" / Path(recipe.output_dir).name / TRAINING_RECORD
+        if args.reuse and not record_path.is_file() and published.is_file():
+            record_path = published  # the published adapter's record (recipes train into adapters/runs/)
         if not args.reuse:
-            train(recipe, resume=False)
+            train(recipe, resume=False)  # refuses a finished adapter in output_dir: move it or pick another
         if not record_path.is_file():
             raise SystemExit(f"{record_path}: no training record; train {path} first or drop --reuse")
         records[method] = json.loads(record_path.read_text())
