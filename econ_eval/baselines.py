@@ -273,3 +273,24 @@ def run_baselines(names: list[str], tasks: list[str], bundle: Path, out_root: Pa
             for i, (ident, g, p) in enumerate(zip(info["ids"], info["gold"], info["pred"]))]
             for t, info in per_task.items()})
     return written
+
+
+def _cmd_baselines(args) -> int:
+    from .lm_tasks import bundle_path
+
+    names = args.names.split(",") if args.names else BASELINES
+    written = run_baselines(names, args.tasks.split(","), bundle_path(),
+                            Path(args.output) if args.output else None)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    bl = sub.add_parser("baselines", help="classic baselines (TF-IDF + sklearn/XGBoost, RNN, LSTM) on the bundle")
+    bl.add_argument("--tasks", default="econ_classify,econ_signal", help="(default: %(default)s)")
+    bl.add_argument("--names", help="comma-separated subset of: logistic_regression, svc, random_forest, xgboost, "
+                    "knn, decision_tree, lstm, rnn (default: all)")
+    bl.add_argument("--output", help="folder for results (default: results/baselines)")
+    bl.set_defaults(func=_cmd_baselines)

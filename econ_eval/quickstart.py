@@ -77,3 +77,29 @@ def quickstart(spec: EvalSpec, *, adapter: Path = PUBLISHED_ADAPTER, recipe: Pat
     table = format_table(columns)
     log("\n" + table)
     return table
+
+
+def _cmd_quickstart(args) -> int:
+    from .cli_args import eval_spec
+
+    quickstart(eval_spec(args), adapter=Path(args.tuned_adapter), recipe=Path(args.recipe), train=args.train,
+               base_only=args.base_only, output=Path(args.output) if args.output else None)
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    from .cli_args import add_eval_args
+
+    q = sub.add_parser("quickstart", help="build the bundle if needed, run the suite on the base model and on the "
+                       "CPU LoRA adapter (reused or trained), print base vs tuned")
+    add_eval_args(q)
+    q.add_argument("--tuned-adapter", default=str(PUBLISHED_ADAPTER),
+                   help="adapter to evaluate as the tuned column; trained from --recipe if missing (default: the "
+                   "published CPU LoRA adapter)")
+    q.add_argument("--recipe", default=str(ADAPTER_RECIPE),
+                   help="recipe that trains --tuned-adapter (default: %(default)s)")
+    q.add_argument("--train", action="store_true", help="train a new adapter from --recipe (into adapters/runs/, "
+                   "never over the published one) and evaluate that")
+    q.add_argument("--base-only", action="store_true", help="evaluate the base model only")
+    q.set_defaults(func=_cmd_quickstart)

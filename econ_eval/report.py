@@ -59,3 +59,16 @@ def table_from_files(paths: list[Path], names: list[str] | None = None) -> str:
 def missing_tasks(results: dict) -> list[str]:
     """Suite tasks absent from a results file."""
     return [t for t in SUITE_TASKS if t not in results["results"]]
+
+
+def _cmd_report(args) -> int:
+    print(table_from_files([Path(p) for p in args.results], args.names.split(",") if args.names else None))
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    r = sub.add_parser("report", help="print results files side by side")
+    r.add_argument("results", nargs="+", help="lm-eval results_*.json files")
+    r.add_argument("--names", help="comma-separated column names (default: the folder names)")
+    r.set_defaults(func=_cmd_report)

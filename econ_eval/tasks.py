@@ -11,6 +11,8 @@ builder (``data/``).
 
 from __future__ import annotations
 
+from . import config
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -196,3 +198,15 @@ def yaml_configs(folder=None) -> dict[str, dict]:
         if isinstance(cfg.get("task"), str):
             out[cfg["task"]] = cfg
     return out
+
+
+def _cmd_tasks_path(args) -> int:
+    print(config.tasks_dir())
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    tp = sub.add_parser("tasks-path", help="print the lm-eval task folder, for "
+                        "`lm_eval --include_path \"$(econ-eval tasks-path)\" --tasks econ ...` (works in a wheel install)")
+    tp.set_defaults(func=_cmd_tasks_path)

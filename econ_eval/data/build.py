@@ -17,6 +17,8 @@ and ``MANIFEST.json`` carries no timestamp, so two builds give byte-identical fi
 
 from __future__ import annotations
 
+from .. import config
+
 import hashlib
 import os
 import shutil
@@ -378,3 +380,39 @@ def verify_bundle(bundle: Path) -> dict:
             raise DataError(f"{path}: sha256 differs from MANIFEST.json (file changed after the build); "
                             "rebuild with `econ-eval data build`")
     return manifest
+
+
+def _cmd_data_build(args) -> int:
+    manifest = build_bundle(Path(args.raw), Path(args.annotations), Path(args.out), split=args.split, seed=args.seed)
+    print(f"\n{'file':<36}{'rows':>8}")
+    for rel, meta in manifest["files"].items():
+        print(f"{rel:<36}{meta['rows']:>8}")
+    agr = manifest["stats"]["signal_annotator_agreement"]
+    if agr.get("n"):
+        print(f"\nsignal labels: second annotator on {agr['n']} stories, raw agreement {agr['raw_agreement']:.3f}, "
+              f"Cohen's kappa {agr['cohen_kappa']:.3f}")
+    return 0
+
+
+def _cmd_data_verify(args) -> int:
+    manifest = verify_bundle(Path(args.bundle))
+    print(f"{args.bundle}: bundle {manifest['bundle_version']}, {len(manifest['files'])} files match MANIFEST.json")
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    data = sub.add_parser("data", help="build or verify the benchmark bundle").add_subparsers(dest="data_cmd",
+                                                                                              required=True)
+    b = data.add_parser("build", help="build data/econbench from the raw sources and annotations")
+    b.add_argument("--raw", default=str(config.raw_dir()), help="raw sources (default: %(default)s; env ECON_EVAL_RAW)")
+    b.add_argument("--annotations", default=str(config.annotations_dir()),
+                   help="annotations (default: %(default)s; env ECON_EVAL_ANNOTATIONS)")
+    b.add_argument("--out", default=str(config.data_dir()), help="bundle folder (default: %(default)s; env ECON_EVAL_DATA)")
+    b.add_argument("--split", choices=["random", "temporal"], default="random",
+                   help="random: stratified 350-paper test set; temporal: the newest 350 papers (default: %(default)s)")
+    b.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="split seed (default: %(default)s)")
+    b.set_defaults(func=_cmd_data_build)
+    v = data.add_parser("verify", help="check a bundle's files against its MANIFEST.json")
+    v.add_argument("--bundle", default=str(config.data_dir()))
+    v.set_defaults(func=_cmd_data_verify)

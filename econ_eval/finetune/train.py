@@ -274,3 +274,23 @@ def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> 
     if eval_table:
         lines += ["", "## Evaluation", "", eval_table]
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
+
+
+def _cmd_finetune(args) -> int:
+    from ..finetune.recipe import load_recipe
+    recipe = load_recipe(args.recipe, args.overrides)
+    if args.output_dir:
+        recipe.output_dir = args.output_dir
+    out = train(recipe, resume=not args.no_resume)
+    print(f"adapter: {out}\nevaluate it with: econ-eval evaluate --model {recipe.base_model} --adapter {out}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    ft = sub.add_parser("finetune", help="train a LoRA / LoRA+ / QLoRA adapter from a recipe")
+    ft.add_argument("recipe", help="recipe YAML (see finetune/)")
+    ft.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=20 learning_rate=1e-4")
+    ft.add_argument("--output-dir", help="adapter directory (default: the recipe's output_dir)")
+    ft.add_argument("--no-resume", action="store_true", help="ignore checkpoints in the output directory")
+    ft.set_defaults(func=_cmd_finetune)

@@ -164,3 +164,25 @@ def annotate(kind: str, input_path: Path | str, output_path: Path | str, client:
                            + (f"; {endpoint_error[0]}" if endpoint_error else ""))
     return counts
 
+
+def _cmd_annotate(args) -> int:
+    from ..cli_args import judge_client
+
+    annotate(args.kind, Path(args.input), Path(args.output), judge_client(args, max_tokens=600),
+             concurrency=args.concurrency, limit=args.limit)
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    from ..cli_args import add_judge_endpoint_args, add_call_args
+
+    an = sub.add_parser("annotate", help="make new benchmark data with any OpenAI-compatible model: QA pairs for "
+                        "abstracts, or signal labels for news stories (appends, resumable)")
+    an.add_argument("kind", choices=["qa", "signal"])
+    an.add_argument("--input", required=True, help="JSON Lines: papers (id, title, abstract) or stories "
+                    "(newid, date, title, text)")
+    an.add_argument("--output", required=True, help="JSON Lines to append to (same format as shared/data/annotations)")
+    add_judge_endpoint_args(an)
+    add_call_args(an)
+    an.set_defaults(func=_cmd_annotate)

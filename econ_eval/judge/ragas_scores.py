@@ -214,3 +214,23 @@ def ragas_run(run_dir: Path | str, *, use_llm: bool = False, judge_model: str | 
         log(f"{key:<40} {mean}  scored {s['n_scored']}/{s['n']}" + (f"  NaN {s['n_nan']}" if s["n_nan"] else ""))
     log(f"wrote {path} ({wall:.1f} s)")
     return path
+
+
+def _cmd_ragas(args) -> int:
+    ragas_run(Path(args.run_dir), use_llm=args.llm, judge_model=args.judge_model, judge_base_url=args.judge_base_url,
+              limit=args.limit, timeout=args.timeout)
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    from ..cli_args import positive_int, add_judge_endpoint_args
+
+    rg = sub.add_parser("ragas", help="RAGAS scores on logged econ_qa/econ_qa_rag samples (non-LLM metrics always; "
+                        "LLM metrics with --llm)")
+    rg.add_argument("run_dir", help="folder with lm-eval samples_*.jsonl")
+    rg.add_argument("--llm", action="store_true", help="also faithfulness, answer relevancy, context precision/recall, "
+                    "answer correctness, judged by --judge-model")
+    add_judge_endpoint_args(rg, model_required=False)
+    rg.add_argument("--limit", type=positive_int, help="first N samples per task only")
+    rg.set_defaults(func=_cmd_ragas)

@@ -211,3 +211,25 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
                              f"; first error: {next((s['error'] for s in per_sample if s['error']), None)}")
                           + f"); report with the per-sample errors: {path}")
     return path
+
+
+def _cmd_judge(args) -> int:
+    from ..cli_args import judge_client
+
+    judge_run(Path(args.run_dir), judge_client(args), metrics=args.metrics.split(",") if args.metrics else None,
+              tasks=args.tasks.split(",") if args.tasks else None, limit=args.limit, concurrency=args.concurrency)
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    from ..cli_args import add_judge_endpoint_args, add_call_args
+
+    j = sub.add_parser("judge", help="score a run's logged samples with an LLM judge (cached, budgeted); "
+                       "writes judge_<model>_<stamp>.json beside them")
+    j.add_argument("run_dir", help="folder with lm-eval samples_*.jsonl (from --log_samples)")
+    add_judge_endpoint_args(j)
+    j.add_argument("--metrics", help="comma-separated: qa_correctness, title_quality (default: all that apply)")
+    j.add_argument("--tasks", help="comma-separated task names (default: every logged judgeable task)")
+    add_call_args(j)
+    j.set_defaults(func=_cmd_judge)

@@ -140,3 +140,40 @@ def llama_server(model: str = config.DEFAULT_MODEL, **kwargs):
         yield server
     finally:
         server.stop()
+
+
+def _cmd_serve_judge(args) -> int:
+    import signal
+    import time
+
+    server = start_llama_server(args.model, port=args.port, threads=args.threads, n_ctx=args.n_ctx)
+    print(f"llama.cpp server ready: base URL {server.base_url}  (model alias {server.alias!r}; log {server.log_path})")
+    print(f"judge with: econ-eval judge RUN_DIR --judge-base-url {server.base_url} --judge-model {server.alias}")
+    print("Ctrl-C stops it.", flush=True)
+    def _stop(*_):
+        raise KeyboardInterrupt
+
+    # explicit handlers: a process started in the background inherits SIGINT as ignored
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while server.proc.poll() is None:
+            time.sleep(0.5)
+        print(f"server exited with code {server.proc.returncode}; log {server.log_path}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping the server ...")
+        return 0
+    finally:
+        server.stop()
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    sj = sub.add_parser("serve-judge", help="serve the embedded GGUF with llama.cpp's OpenAI-compatible server on "
+                        "127.0.0.1 (offline judge; a 135M judge only proves the plumbing)")
+    sj.add_argument("--model", default=config.DEFAULT_MODEL, help="registered model or a .gguf path (default: %(default)s)")
+    sj.add_argument("--port", type=int, default=8090, help="(default: %(default)s)")
+    sj.add_argument("--threads", type=int, help="CPU threads (default: $OMP_NUM_THREADS or all cores)")
+    sj.add_argument("--n-ctx", type=int, default=4096, help="context window (default: %(default)s)")
+    sj.set_defaults(func=_cmd_serve_judge)

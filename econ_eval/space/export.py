@@ -129,3 +129,21 @@ def export_space(out: Path, *, adapter: Path | None = None, examples_per_task: i
         f"`pip install -r {out}/requirements.txt && python {out}/app.py`, or push the folder to a Space")
     return out
 
+
+def _cmd_space_export(args) -> int:
+    export_space(Path(args.out), adapter=Path(args.adapter) if args.adapter else None,
+                 examples_per_task=args.examples)
+    return 0
+
+
+def add_cli(sub) -> None:
+    """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
+    from ..cli_args import positive_int
+
+    sp = sub.add_parser("space", help="the Gradio Space").add_subparsers(dest="space_cmd", required=True)
+    se = sp.add_parser("export", help="write a self-contained Hugging Face Space folder (app, metadata, "
+                       "requirements, package, adapter, leaderboard, examples)")
+    se.add_argument("out", help="a new (or empty) folder")
+    se.add_argument("--adapter", help="adapter to serve (default: adapters/smollm2-135m-lora)")
+    se.add_argument("--examples", type=positive_int, default=20, help="test examples per task (default: %(default)s)")
+    se.set_defaults(func=_cmd_space_export)
