@@ -254,3 +254,17 @@ def test_random_baseline_counts_match_the_bundle(real_bundle):
     _, manifest = real_bundle
     assert manifest["stats"]["econ_classify_labels"]["test"] == leaderboard.CLASSIFY_TEST_COUNTS
     assert manifest["stats"]["econ_signal_labels"]["test"] == leaderboard.SIGNAL_TEST_COUNTS
+
+
+def test_readme_leaderboard_is_generated_from_results(tmp_path):
+    """The README's table is `results/leaderboard.md` (docs cannot drift from the data: the LoRA+ row was missing)."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split(leaderboard.README_START, 1)[1].split(leaderboard.README_END, 1)[0]
+    assert block.strip() == (REPO / "results" / "leaderboard.md").read_text().strip()
+    copy = tmp_path / "README.md"
+    copy.write_text(f"intro\n{leaderboard.README_START}\nstale\n{leaderboard.README_END}\noutro\n")
+    assert leaderboard.update_readme(copy, REPO / "results") and not leaderboard.update_readme(copy, REPO / "results")
+    assert "smollm2-135m-loraplus" in copy.read_text() and copy.read_text().endswith("outro\n")
+    (tmp_path / "plain.md").write_text("no markers\n")
+    with pytest.raises(leaderboard.DataError, match="no leaderboard markers"):
+        leaderboard.update_readme(tmp_path / "plain.md", REPO / "results")
