@@ -35,8 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``econ-eval`` console script."""
-    from .io import DataError, RunRejected
-    from .judge.jobs import Interrupted
+    from .io import DataError, Interrupted, RunRejected
 
     args = build_parser().parse_args(argv)
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 from . import run_folder, tasks
 from .config import DEFAULT_MODEL, REPO_ROOT, results_dir, tasks_dir
 from .data.build import verify_bundle
-from .io import DataError
+from .io import DataError, Interrupted
 
 #: The `econ` group's tasks, and every task under tasks/econ/ (the suite plus those run by name): the registry's.
 SUITE_TASKS = tasks.SUITE_TASKS
@@ -86,8 +86,6 @@ def lm_eval_command(spec: EvalSpec, pretrained: str, output_path: Path) -> list[
 
 def _run_child(cmd: list[str], env: dict, staging: Path, dest: Path) -> int:
     """Run lm_eval; on Ctrl-C let it stop (it got the SIGINT too), then say what was kept."""
-    from .judge.jobs import Interrupted
-
     proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT)
     try:
         return proc.wait()
@@ -180,7 +178,6 @@ def load_results(path: Path) -> dict:
 
 def _cmd_evaluate(args) -> int:
     from .cli_args import eval_spec
-
     from .report import format_table
 
     path = run_suite(eval_spec(args))

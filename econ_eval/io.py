@@ -18,6 +18,10 @@ class RunRejected(ValueError):
     """A run that may not enter the leaderboard; the message says why."""
 
 
+class Interrupted(Exception):
+    """Stopped by Ctrl-C after saving what was done; the message says what was kept and where."""
+
+
 def atomic_write_bytes(path: Path | str, data: bytes, *, overwrite: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temp file and a rename, so readers never see half a file.
 

@@ -7,8 +7,6 @@ date, not the time of the build, so rebuilding from the same files gives identic
 
 from __future__ import annotations
 
-from . import config
-
 import csv
 import io
 import json
@@ -17,13 +15,12 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-
-from . import metrics, run_folder, tasks
-from .run_folder import newest_results
+from . import config, metrics, run_folder, tasks
 from .baselines import BASELINE_TASKS
 from .config import BUNDLE_VERSION, DEFAULT_MODEL, REPO_ROOT, results_dir
 from .evaluate import SUITE_TASKS
 from .io import DataError, RunRejected, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
+from .run_folder import newest_results
 
 #: task -> (headline metric, column title): one column per task family, from the registry
 HEADLINE = {t.name: (t.headline, t.title) for t in tasks.TASKS.values() if t.on_leaderboard}
@@ -91,7 +88,6 @@ def random_baseline(task: str) -> float:
     counts = {"econ_classify": CLASSIFY_TEST_COUNTS, "econ_signal": SIGNAL_TEST_COUNTS}
     spec = tasks.task(task)
     return spec.random_headline(counts.get(spec.bundle_task))
-
 
 
 def accepted_results(folder: Path, expected: "Expected") -> tuple[Path | None, list[dict]]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from . import config
 from .evaluate import EvalSpec, load_results, run_suite, system_name
-from .io import DataError
-from .judge.jobs import Interrupted
+from .io import DataError, Interrupted
 
 PUBLISHED_ADAPTER = config.REPO_ROOT / "adapters" / "smollm2-135m-lora"
 ADAPTER_RECIPE = config.REPO_ROOT / "finetune" / "smollm2-135m-lora.yaml"

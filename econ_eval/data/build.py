@@ -17,8 +17,6 @@ and ``MANIFEST.json`` carries no timestamp, so two builds give byte-identical fi
 
 from __future__ import annotations
 
-from .. import config
-
 import hashlib
 import os
 import shutil
@@ -26,9 +24,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from .. import config
 from ..config import BUNDLE_VERSION, DEFAULT_SEED
-from ..tasks import bundle_folders
 from ..io import DataError, atomic_write_json, atomic_write_jsonl, read_json, sha256_file
+from ..tasks import bundle_folders
 from . import sources
 from .sources import CLASS_OF_PRIMARY, ECON_LABELS
 

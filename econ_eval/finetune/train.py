@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..io import DataError, atomic_write_json, atomic_write_text
 from .data import mixture_rows
-from .recipe import Recipe
+from .recipe import Recipe, load_recipe
 
 TRAINING_RECORD = "econ_eval_training.json"
 #: Written into the output folder when a run starts: marks the folder as an unfinished run of a recipe.
@@ -277,7 +277,6 @@ def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> 
 
 
 def _cmd_finetune(args) -> int:
-    from ..finetune.recipe import load_recipe
     recipe = load_recipe(args.recipe, args.overrides)
     if args.output_dir:
         recipe.output_dir = args.output_dir

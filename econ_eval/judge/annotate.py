@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..io import DataError, read_jsonl
+from ..io import DataError, Interrupted, read_jsonl
 from .client import BudgetExhausted, ChatClient, EndpointUnreachable
-from .jobs import Interrupted, run_jobs
+from .jobs import run_jobs
 from .annotation_prompts import (ANNOTATE_PROMPT_VERSION, QA_ANSWER_MAX_WORDS, QA_PAIRS_SCHEMA, QA_TYPES, SIGNAL_LABEL_SCHEMA,
                       annotate_qa_messages, annotate_signal_messages)
 

@@ -11,10 +11,6 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Iterable
 
 
-class Interrupted(Exception):
-    """Stopped by Ctrl-C after saving what was done; the message says where it was saved."""
-
-
 def run_jobs(fn: Callable, items: Iterable, *, concurrency: int, on_result: Callable[[int, object], None]) -> bool:
     """Call ``fn(item)`` for each item on ``concurrency`` threads; ``on_result(index, result)`` runs in the
     calling thread as each finishes. Returns True if a Ctrl-C stopped it (items never started get no

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from .. import run_folder
-from ..io import DataError, read_jsonl, sha256_file
+from ..io import DataError, Interrupted, read_jsonl, sha256_file
 from .client import BudgetExhausted, ChatClient, EndpointUnreachable, base_url_host
-from .jobs import Interrupted, run_jobs
+from .jobs import run_jobs
 from .rubrics import JUDGE_METRICS, JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task, \
     parse_judgement
 
