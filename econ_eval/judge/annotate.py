@@ -105,7 +105,6 @@ def annotate(kind: str, input_path: Path | str, output_path: Path | str, client:
     counts = {"inputs": len(items), "already_done": len(items) - len(pending),
               "annotated": 0, "lines_written": 0, "rejected": 0, "errors": 0, "budget_stopped": False}
     rejections: dict[str, int] = {}
-    endpoint_error: list[str] = []
 
     def valid(item):
         if kind == "qa":
@@ -120,8 +119,7 @@ def annotate(kind: str, input_path: Path | str, output_path: Path | str, client:
                                      accept=valid(item))
         except BudgetExhausted:
             return item, None
-        except EndpointUnreachable as exc:
-            endpoint_error[:] = [str(exc)]
+        except EndpointUnreachable:  # the client remembers it (client.unreachable)
             return item, False
 
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +151,7 @@ def annotate(kind: str, input_path: Path | str, output_path: Path | str, client:
         interrupted = run_jobs(work, todo, concurrency=concurrency, on_result=on_result)
     counts.update(rejections=rejections, calls=client.calls, cache_hits=client.cache_hits,
                   prompt_version=ANNOTATE_PROMPT_VERSION, model=client.model, interrupted=interrupted,
-                  endpoint_error=endpoint_error[0] if endpoint_error else None)
+                  endpoint_error=client.unreachable)
     log(json.dumps(counts, indent=2))
     if interrupted:
         raise Interrupted(f"interrupted: {counts['lines_written']} line(s) appended to {output_path}; "
@@ -161,7 +159,7 @@ def annotate(kind: str, input_path: Path | str, output_path: Path | str, client:
     if todo and counts["annotated"] == 0 and counts["errors"] > 0:
         raise RuntimeError(f"no item could be annotated by {client.model} at {client.base_url}: "
                            f"{counts['errors']} failed call(s)"
-                           + (f"; {endpoint_error[0]}" if endpoint_error else ""))
+                           + (f"; {client.unreachable}" if client.unreachable else ""))
     return counts
 
 

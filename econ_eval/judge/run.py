@@ -103,8 +103,7 @@ def _judge_one(client: ChatClient, job: dict, stop: dict) -> dict:
         stop["budget"] = True
         out.update(status="budget", error=str(exc))
         return out
-    except EndpointUnreachable as exc:
-        stop["unreachable"] = str(exc)
+    except EndpointUnreachable as exc:  # the client remembers it (client.unreachable)
         out.update(status="error", error=str(exc))
         return out
     out["cached"] = reply.cached
@@ -182,7 +181,7 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
         # complete: every sample got an answer from the judge (parseable or not); a rerun resumes otherwise
         "complete": not any(s["status"] in ("error", "budget", "not_run") for s in per_sample),
         "interrupted": interrupted,
-        "endpoint_error": stop.get("unreachable"),
+        "endpoint_error": client.unreachable,
         "wall_time_s": round(wall, 2),
         "samples_per_s": round(len(per_sample) / wall, 3) if wall > 0 else None,
         "created": stamp,
@@ -207,7 +206,7 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
         reasons = sorted({s["status"] for s in per_sample})
         raise JudgeFailed(f"no sample could be scored by {client.model} at {client.base_url} "
                           f"(statuses: {', '.join(reasons)}"
-                          + (f"; {stop['unreachable']}" if stop.get("unreachable") else
+                          + (f"; {client.unreachable}" if client.unreachable else
                              f"; first error: {next((s['error'] for s in per_sample if s['error']), None)}")
                           + f"); report with the per-sample errors: {path}")
     return path
