@@ -235,13 +235,9 @@ def check_adapter(adapter: Path | str, base: str, *, warn=None) -> dict:
     if weights.is_file():
         from safetensors import safe_open
 
-        try:
-            with safe_open(str(weights), framework="pt") as fh:
-                for key in fh.keys():
-                    fh.get_slice(key)  # touches every tensor's header and extent
-            size, needed = weights.stat().st_size, _safetensors_extent(weights)
-            if size < needed:
-                raise ValueError(f"file has {size} bytes, its header needs {needed}")
+        try:  # opening validates the header against the file: a truncated file is "not fully covered"
+            with safe_open(str(weights), framework="pt"):
+                pass
         except Exception as exc:  # noqa: BLE001 - safetensors raises several types
             raise DataError(f"{weights}: not a readable safetensors file ({exc}); the adapter is truncated or "
                             "corrupt — copy it again or retrain it") from exc
@@ -252,15 +248,6 @@ def check_adapter(adapter: Path | str, base: str, *, warn=None) -> dict:
         warn(f"warning: adapter {adapter} was trained on {named!r}, but is being applied to {base!r}; "
              "its scores will not mean what you think (pass --model with the adapter's base)")
     return cfg
-
-
-def _safetensors_extent(path: Path) -> int:
-    """Bytes a safetensors file must have: 8 + header length + the largest tensor end offset."""
-    with path.open("rb") as fh:
-        n = int.from_bytes(fh.read(8), "little")
-        header = json.loads(fh.read(n))
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
-    return 8 + n + max(ends, default=0)
 
 
 def _same_model(named: str, base: str) -> bool:
