@@ -90,17 +90,17 @@ def random_baseline(task: str) -> float:
     return spec.random_headline(counts.get(spec.bundle_task))
 
 
-def accepted_results(folder: Path, expected: "Expected") -> tuple[Path | None, list[dict]]:
-    """The newest results file of ``folder`` that passes :func:`check_results`, and the newer ones that
-    did not (``[{"results_file", "problems"}]``): a ``--limit`` smoke run filed into a system's folder
-    never replaces its full run."""
+def accepted_results(folder: Path, expected: "Expected") -> tuple[Path | None, dict, list[dict]]:
+    """The newest results file of ``folder`` that passes :func:`check_results` with its document, and the
+    newer ones that did not (``[{"results_file", "problems"}]``): a ``--limit`` smoke run filed into a
+    system's folder never replaces its full run."""
     skipped = []
     for path in reversed(run_folder.results_files(folder)):
-        problems = check_results(path, expected)
+        results, problems = _read_and_check(path, expected)
         if not problems:
-            return path, skipped
+            return path, results, skipped
         skipped.append({"results_file": path.name, "problems": problems})
-    return None, skipped
+    return None, {}, skipped
 
 
 def leaderboard_rows(root: Path, expected: "Expected | None" = None, skipped: list | None = None) -> list[dict]:
@@ -112,12 +112,11 @@ def leaderboard_rows(root: Path, expected: "Expected | None" = None, skipped: li
     expected = expected or Expected.published()
     rows = []
     for folder in system_folders(root):
-        path, refused = accepted_results(folder, expected)
+        path, results, refused = accepted_results(folder, expected)
         if skipped is not None:
             skipped += [{"system": str(folder.relative_to(root)), **r} for r in refused]
         if path is None:
             continue
-        results = read_json(path, what="lm-eval results file")
         info = _system_info(folder, results, path)
         bundle = {results["configs"][t]["metadata"].get("bundle_version") for t in results.get("configs", {})
                   if "metadata" in results["configs"][t]}
@@ -326,10 +325,12 @@ def task_versions() -> dict[str, float]:
 
 
 class Expected:
-    """What a ranked run must have been scored on: a bundle version and its test-split fingerprints."""
+    """What a ranked run must have been scored on: a bundle version, its test-split fingerprints, and this
+    checkout's task versions (read once, not once per results file)."""
 
     def __init__(self, bundle_version: str, fingerprints: dict):
         self.bundle_version, self.fingerprints = bundle_version, fingerprints
+        self.task_versions = task_versions()
 
     @classmethod
     def published(cls) -> "Expected":
@@ -383,10 +384,14 @@ def _fingerprint_problem(path: Path, results: dict, task: str, expected: Expecte
 
 def check_results(path: Path, expected: Expected | None = None) -> list[str]:
     """Everything that keeps one results file off the leaderboard (empty list: accepted)."""
-    expected = expected or Expected.published()
+    return _read_and_check(path, expected or Expected.published())[1]
+
+
+def _read_and_check(path: Path, expected: Expected) -> tuple[dict, list[str]]:
+    """The results document of ``path`` and what keeps it off the leaderboard."""
     results = read_json(path, what="lm-eval results file")
     if not isinstance(results, dict):
-        return [f"{path}: not an lm-eval results document"]
+        return {}, [f"{path}: not an lm-eval results document"]
     problems = []
     limit = results.get("config", {}).get("limit")
     if limit is not None:
@@ -396,7 +401,7 @@ def check_results(path: Path, expected: Expected | None = None) -> list[str]:
     missing = [t for t in required if t not in results.get("results", {})]
     if missing:
         problems.append(f"missing task(s) {missing}: run --tasks econ")
-    versions = task_versions()
+    versions = expected.task_versions
     for task in required:
         if task in results.get("versions", {}) and task in versions and \
                 float(results["versions"][task]) != versions[task]:
@@ -411,7 +416,7 @@ def check_results(path: Path, expected: Expected | None = None) -> list[str]:
             problem = _fingerprint_problem(path, results, task, expected)
             if problem:
                 problems.append(problem)
-    return problems
+    return results, problems
 
 
 def check_run(run_dir: Path, bundle: Path | None = None) -> tuple[Path, dict]:
@@ -423,10 +428,10 @@ def check_run(run_dir: Path, bundle: Path | None = None) -> tuple[Path, dict]:
     if not files:
         raise RunRejected(f"{run_dir}: no results_*.json found (run lm_eval with --output_path)")
     path = files[-1]
-    problems = check_results(path, Expected.from_bundle(bundle) if bundle else Expected.published())
+    results, problems = _read_and_check(path, Expected.from_bundle(bundle) if bundle else Expected.published())
     if problems:
         raise RunRejected(f"{path}: refused:\n  - " + "\n  - ".join(problems))
-    return path, read_json(path)
+    return path, results
 
 
 def add_run(run_dir: Path, system: str | None = None, root: Path | None = None, bundle: Path | None = None) -> Path:
