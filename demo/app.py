@@ -37,10 +37,12 @@ def _default_adapter() -> Path:
     """The adapter an exported Space serves (its space_config.json), else the published CPU LoRA adapter."""
     import json
 
-    cfg = REPO / "space_config.json"
+    from econ_eval.space.export import SPACE_CONFIG
+
+    cfg = REPO / SPACE_CONFIG
     if cfg.is_file():
         return REPO / json.loads(cfg.read_text())["adapter"]
-    return REPO / "adapters" / "smollm2-135m-lora"
+    return config.PUBLISHED_ADAPTER
 
 
 DEFAULT_ADAPTER = _default_adapter()

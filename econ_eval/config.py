@@ -24,6 +24,8 @@ DEFAULT_SEED = 1234
 
 #: The checkout this package lives in (``econ_eval/..``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The published CPU LoRA adapter of the embedded model: quickstart's tuned column and the Space's default.
+PUBLISHED_ADAPTER = REPO_ROOT / "adapters" / "smollm2-135m-lora"
 #: The lm-eval task folder shipped inside the package (a wheel install has no checkout around it).
 PACKAGED_TASKS = Path(__file__).resolve().parent / "lm_eval_tasks"
 #: True when running from a checkout (editable install); False for a wheel install, whose default data and

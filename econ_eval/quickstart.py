@@ -15,7 +15,6 @@ from . import config
 from .evaluate import EvalSpec, load_results, run_suite, system_name
 from .io import DataError, Interrupted
 
-PUBLISHED_ADAPTER = config.REPO_ROOT / "adapters" / "smollm2-135m-lora"
 ADAPTER_RECIPE = config.REPO_ROOT / "finetune" / "smollm2-135m-lora.yaml"
 
 
@@ -54,7 +53,7 @@ def tuned_adapter(adapter: Path, recipe: Path, *, train: bool, log=print) -> Pat
     return train_adapter(load_recipe(recipe, [f"output_dir={out}"]), resume=False)
 
 
-def quickstart(spec: EvalSpec, *, adapter: Path = PUBLISHED_ADAPTER, recipe: Path = ADAPTER_RECIPE,
+def quickstart(spec: EvalSpec, *, adapter: Path = config.PUBLISHED_ADAPTER, recipe: Path = ADAPTER_RECIPE,
                train: bool = False, base_only: bool = False, output: Path | None = None, log=print) -> str:
     """Run the quickstart; return the side-by-side table (also printed)."""
     from .report import format_table
@@ -93,7 +92,7 @@ def add_cli(sub) -> None:
     q = sub.add_parser("quickstart", help="build the bundle if needed, run the suite on the base model and on the "
                        "CPU LoRA adapter (reused or trained), print base vs tuned")
     add_eval_args(q)
-    q.add_argument("--tuned-adapter", default=str(PUBLISHED_ADAPTER),
+    q.add_argument("--tuned-adapter", default=str(config.PUBLISHED_ADAPTER),
                    help="adapter to evaluate as the tuned column; trained from --recipe if missing (default: the "
                    "published CPU LoRA adapter)")
     q.add_argument("--recipe", default=str(ADAPTER_RECIPE),

@@ -84,7 +84,7 @@ def export_space(out: Path, *, adapter: Path | None = None, examples_per_task: i
 
     out = Path(out)
     repo = config.REPO_ROOT
-    adapter = Path(adapter) if adapter else repo / "adapters" / "smollm2-135m-lora"
+    adapter = Path(adapter) if adapter else config.PUBLISHED_ADAPTER
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: exists and is not an empty folder; refusing to overwrite it. Pass a new folder")
     if not (adapter / "adapter_config.json").is_file():
