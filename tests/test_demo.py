@@ -309,6 +309,13 @@ def test_space_metadata_rules(tmp_path):
     with pytest.raises(DataError, match="refusing to overwrite it"):
         export_space(out)
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    broken = tmp_path / "broken-adapter"
+    shutil.copytree(ADAPTER, broken, ignore=shutil.ignore_patterns("checkpoint-*"))
+    weights = broken / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(DataError, match=r"broken-adapter/adapter_model.safetensors: not a readable safetensors"):
+        export_space(tmp_path / "new-space", adapter=broken)  # the same adapter check as `evaluate`
+    assert not (tmp_path / "new-space").exists()
 
 
 @pytest.mark.slow

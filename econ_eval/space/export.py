@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .. import config
+from ..models import check_adapter
 from ..io import DataError, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 #: Space metadata rules of the Hugging Face Hub (the fields we use).
@@ -87,8 +88,7 @@ def export_space(out: Path, *, adapter: Path | None = None, examples_per_task: i
     adapter = Path(adapter) if adapter else config.PUBLISHED_ADAPTER
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: exists and is not an empty folder; refusing to overwrite it. Pass a new folder")
-    if not (adapter / "adapter_config.json").is_file():
-        raise DataError(f"{adapter}: no adapter_config.json; pass --adapter a PEFT adapter folder")
+    check_adapter(adapter, config.DEFAULT_MODEL)  # a missing config or truncated weights is named here
     readme = repo / "demo" / "README.md"
     validate_space_metadata(front_matter(readme), str(readme))
     leaderboard = config.results_dir() / "leaderboard.json"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .. import config, tasks
-from ..io import DataError
+from ..io import DataError, read_json
 
 #: one column per leaderboard task of the registry, between the system's names and its average
 BOARD_TASKS = tasks.names(on_leaderboard=True)
@@ -19,7 +18,7 @@ def leaderboard_rows(results: Path | None = None) -> list[list]:
     path = (results or config.results_dir()) / "leaderboard.json"
     if not path.is_file():
         raise DataError(f"{path}: not found; build it with `econ-eval leaderboard build`")
-    doc = json.loads(path.read_text())
+    doc = read_json(path, what="leaderboard")
     rows = []
     for r in doc["rows"]:
         score = {t: r["metrics"].get(t, {}).get("score") for t in BOARD_TASKS}

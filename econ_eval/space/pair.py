@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 from .. import config
-from ..io import DataError
+
 
 @dataclass
 class Answer:
@@ -27,7 +27,7 @@ class SideBySide:
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..models import resolve_model
+        from ..models import check_adapter, resolve_model
 
         if threads:
             torch.set_num_threads(threads)
@@ -36,9 +36,7 @@ class SideBySide:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
         if adapter:
-            if not (Path(adapter) / "adapter_config.json").is_file():
-                raise DataError(f"{adapter}: no adapter_config.json; pass a PEFT adapter directory "
-                                "(e.g. adapters/smollm2-135m-lora) with --adapter")
+            check_adapter(adapter, base, warn=lambda m: print(m, file=sys.stderr))  # names a broken file
             model = PeftModel.from_pretrained(model, adapter)
         self.model = model.eval()
         self._lock = threading.Lock()  # one generation at a time: the adapter switch is model-global
