@@ -44,8 +44,7 @@ _CHILD = """
 import json, resource, sys, time
 from econ_eval.finetune.recipe import load_recipe
 from econ_eval.finetune.train import TRAINING_RECORD, train
-recipe = load_recipe(sys.argv[1], sys.argv[3:])
-recipe.output_dir = sys.argv[2]
+recipe = load_recipe(sys.argv[1], [*sys.argv[3:], f"output_dir={sys.argv[2]}"])
 train(recipe, resume=False, log=lambda m: None)
 rec = json.load(open(f"{sys.argv[2]}/{TRAINING_RECORD}"))
 rec["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from econ_eval import prompts
 from econ_eval.finetune.data import mixture_rows
-from econ_eval.finetune.recipe import Recipe, load_recipe, validate
+from econ_eval.finetune.recipe import load_recipe, validate
 from econ_eval.io import DataError, read_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,14 +28,19 @@ def test_shipped_recipes_validate(path):
 
 @pytest.mark.parametrize("data,match", [
     ({"lora_rank": 8}, r"unknown key\(s\) \['lora_rank'\]"),
-    ({"lora_r": "16"}, r"'lora_r' must be an integer"),
-    ({"learning_rate": "fast"}, r"'learning_rate' must be a number"),
+    ({"lora_r": "16"}, r"'lora_r' must be int"),
+    ({"learning_rate": "fast"}, r"'learning_rate' must be float"),
     ({"method": "dora"}, r"method must be one of"),
     ({"lora_dropout": 1.5}, r"lora_dropout must be in \[0, 1\)"),
     ({"mixture": {"econ_mmlu": {"weight": 1}}}, r"mixture task 'econ_mmlu' is not trainable"),
     ({"mixture": {"econ_qa": {"weight": 1, "cap": 3}}}, r"mixture.econ_qa takes only"),
     ({"mixture": {"econ_qa": {"balance_labels": True}}}, r"balance_labels applies to"),
-    ({"bf16": "yes"}, r"'bf16' must be true or false"),
+    ({"bf16": "yes"}, r"'bf16' must be true/false"),
+    ({"lr_scheduler_type": "cosyne"}, r"cosyne is not a valid SchedulerType"),  # TRL/transformers' own check
+    # recipes written before the TrlParser format: a clear error naming the new key
+    ({"base_model": "smollm2-135m"}, r"renamed key\(s\).*base_model -> model_name_or_path"),
+    ({"warmup_ratio": 0.03}, r"warmup_ratio -> warmup_steps \(a value below 1 is a ratio"),
+    ({"method": "lora", "load_in_4bit": True}, r"quantised base model needs method: qlora"),
 ])
 def test_recipe_errors_name_the_key(data, match):
     with pytest.raises(DataError, match=match):
@@ -45,7 +51,7 @@ def test_overrides_and_missing_file(tmp_path):
     p = tmp_path / "r.yaml"
     p.write_text("method: loraplus\nmax_steps: 100\n")
     r = load_recipe(p, ["max_steps=3", "learning_rate=1e-4"])
-    assert r.max_steps == 3 and r.learning_rate == 1e-4 and r.method == "loraplus"
+    assert r.training.max_steps == 3 and r.training.learning_rate == 1e-4 and r.method == "loraplus"
     with pytest.raises(DataError, match="key=value"):
         load_recipe(p, ["max_steps"])
     with pytest.raises(DataError, match="recipe file not found"):
@@ -54,8 +60,8 @@ def test_overrides_and_missing_file(tmp_path):
 
 def test_mixture_uses_train_split_and_task_prompts(real_bundle):
     bundle, _ = real_bundle
-    recipe = Recipe(mixture={"econ_classify": {"max_examples": 5}, "econ_signal": {"max_examples": 3},
-                             "econ_titles": {"weight": 0}})
+    recipe = validate({"mixture": {"econ_classify": {"max_examples": 5}, "econ_signal": {"max_examples": 3},
+                                   "econ_titles": {"weight": 0}}})
     rows = mixture_rows(bundle, recipe)
     assert len(rows) == 8 and {r["task"] for r in rows} == {"econ_classify", "econ_signal"}
     assert rows == mixture_rows(bundle, recipe)  # seeded, deterministic
@@ -69,7 +75,7 @@ def test_mixture_uses_train_split_and_task_prompts(real_bundle):
         assert doc["paper_id"] not in test_ids
         assert text == prompts.classify_prompt(doc)  # the same prompt lm-eval shows
         assert r["completion"][0]["content"] == prompts.classify_target(doc)
-    balanced = mixture_rows(bundle, Recipe(mixture={"econ_signal": {"max_examples": 10, "balance_labels": True}}))
+    balanced = mixture_rows(bundle, validate({"mixture": {"econ_signal": {"max_examples": 10, "balance_labels": True}}}))
     answers = [r["completion"][0]["content"] for r in balanced]
     assert answers.count("Yes") == 5 and answers.count("No") == 5  # 13% positives in train, 50% here
 
@@ -105,9 +111,9 @@ def test_tiny_training_run_saves_reloads_resumes_and_evaluates(real_bundle, tmp_
 
     bundle, _ = real_bundle
     out = tmp_path / "adapter"
-    recipe = Recipe(method="lora", output_dir=str(out), max_steps=3, save_steps=2, logging_steps=1,
-                    per_device_train_batch_size=2, max_length=384, lora_r=4, lora_alpha=8,
-                    mixture={"econ_signal": {"max_examples": 8}, "econ_classify": {"max_examples": 4}})
+    recipe = validate(dict(method="lora", output_dir=str(out), max_steps=3, save_steps=2, logging_steps=1,
+                           per_device_train_batch_size=2, max_length=384, lora_r=4, lora_alpha=8,
+                           mixture={"econ_signal": {"max_examples": 8}, "econ_classify": {"max_examples": 4}}))
     train(recipe, bundle=bundle, log=lambda m: None)
     record = json.loads((out / TRAINING_RECORD).read_text())
     assert record["steps"] == 3 and record["tokens_per_second"] > 0 and record["final_loss"] > 0
@@ -140,11 +146,11 @@ def test_tiny_training_run_saves_reloads_resumes_and_evaluates(real_bundle, tmp_
             raise KeyboardInterrupt  # what a Ctrl-C after the first checkpoint does
 
     again = tmp_path / "again"
-    recipe.output_dir = str(again)
+    recipe = recipe.replace(output_dir=str(again))
     with pytest.raises(KeyboardInterrupt):
         train(recipe, bundle=bundle, log=lambda m: None, callbacks=[StopAtFirstSave()])
     assert (again / "checkpoint-2").is_dir() and not (again / TRAINING_RECORD).exists()
-    changed = Recipe(**{**recipe.to_dict(), "lora_r": 8})
+    changed = recipe.replace(lora_r=8)
     with pytest.raises(DataError, match=r"different recipe \(lora_r: 4 -> 8\).*--no-resume"):
         train(changed, bundle=bundle, log=lambda m: None)  # a clear error, not a 200-line state-dict error
     train(recipe, bundle=bundle, log=lambda m: None)
@@ -202,7 +208,7 @@ def _qlora_and_reference():
     from econ_eval.models import fetch_model
 
     path = str(fetch_model("smollm2-135m"))
-    recipe = Recipe(method="qlora", bnb_4bit_compute_dtype="float32")
+    recipe = validate({"method": "qlora", "dtype": "float32"})  # TRL: the model dtype is the compute dtype
     q = _load_model(recipe, path, on_gpu=False)
     ref = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     ref_modules = dict(ref.named_modules())
@@ -260,7 +266,7 @@ def test_output_folder_rules(tmp_path):
     from econ_eval.finetune.train import RUN_MARKER, prepare_output_dir, recipe_fingerprint
     from econ_eval.io import DataError
 
-    recipe = Recipe(output_dir=str(tmp_path / "x"))
+    recipe = validate({"output_dir": str(tmp_path / "x")})
     assert prepare_output_dir(tmp_path / "new", recipe, resume=True) is False       # absent: fresh
     (tmp_path / "empty").mkdir()
     assert prepare_output_dir(tmp_path / "empty", recipe, resume=True) is False     # empty: fresh
@@ -311,5 +317,51 @@ def test_finetune_verifies_the_bundle(tmp_path, real_bundle, monkeypatch):
     with (bundle / "econ_signal" / "train.jsonl").open("a") as fh:
         fh.write("{}\n")
     with pytest.raises(DataError, match=r"econ_signal/train.jsonl: sha256 differs from MANIFEST.json"):
-        train(Recipe(output_dir=str(tmp_path / "out")), bundle=bundle, log=lambda m: None)
+        train(validate({"output_dir": str(tmp_path / "out")}), bundle=bundle, log=lambda m: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_recipe_keys_reach_trl_dataclasses_as_written():
+    """Issue #13: a recipe is parsed by TRL's TrlParser into ModelConfig + SFTConfig, and the trainer gets that
+    SFTConfig as it is (no hand copy: the old code passed `warmup_steps=recipe.warmup_ratio` by hand)."""
+    from trl import ModelConfig, SFTConfig
+
+    for path in RECIPES:
+        recipe = load_recipe(path)
+        assert isinstance(recipe.model, ModelConfig) and isinstance(recipe.training, SFTConfig)
+        written = yaml.safe_load(path.read_text())
+        for key, value in written.items():
+            if key in ("method", "mixture", "loraplus_lr_ratio"):
+                assert getattr(recipe.econ, key) == value, (path.name, key)
+                continue
+            part = recipe.model if hasattr(recipe.model, key) else recipe.training
+            got = getattr(part, key)
+            assert getattr(got, "value", got) == value, (path.name, key, got, value)
+    # any SFTConfig field is a recipe key, with TRL's own type conversion (YAML 1.1 reads 1e-4 as a string)
+    recipe = validate({"max_grad_norm": 0.5, "learning_rate": "1e-4", "warmup_steps": 0.1})
+    assert recipe.training.max_grad_norm == 0.5 and recipe.training.learning_rate == 1e-4
+    assert recipe.training.warmup_steps == 0.1
+    assert recipe.to_dict()["warmup_steps"] == 0.1 and recipe.fingerprint()["max_grad_norm"] == 0.5
+
+
+def test_lora_initialisation_follows_the_recipe_seed():
+    """Regression: the LoRA A matrices were drawn from whatever state the global RNG was in (the trainer seeds
+    itself only after the adapter exists), so the same recipe could start from a different adapter."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from econ_eval.finetune.train import peft_model
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1)
+    recipe = validate({"lora_r": 2, "lora_alpha": 4, "lora_target_modules": ["q_proj", "v_proj"]})
+
+    def lora_a(consume: int, r=recipe):
+        torch.manual_seed(0)
+        base = LlamaForCausalLM(cfg)
+        torch.rand(consume)  # other code touching the global RNG before training
+        model = peft_model(r, base)
+        return torch.cat([p.detach().flatten() for n, p in model.named_parameters() if "lora_A" in n])
+
+    assert torch.equal(lora_a(1), lora_a(1000))
+    assert not torch.equal(lora_a(1), lora_a(1, validate({**recipe.to_dict(), "seed": 7})))

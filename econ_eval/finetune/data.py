@@ -33,13 +33,13 @@ def _round_robin_by_label(order: list[int], rows: list[dict], task: str) -> list
 def mixture_rows(bundle: Path, recipe: Recipe) -> list[dict]:
     """The training rows of a recipe's mixture: per-task caps, weights, seeded order, interleaved."""
     per_task = {}
-    for task, spec in recipe.mixture.items():
+    for task, spec in recipe.econ.mixture.items():
         spec = spec or {}
         weight = float(spec.get("weight", 1.0))
         if weight == 0:
             continue
         rows = read_jsonl(Path(bundle) / task / "train.jsonl")
-        order = sorted(range(len(rows)), key=lambda i: _order_key(recipe.seed, f"{task}:{i}"))
+        order = sorted(range(len(rows)), key=lambda i: _order_key(recipe.training.seed, f"{task}:{i}"))
         if spec.get("balance_labels"):
             order = _round_robin_by_label(order, rows, task)
         cap = spec.get("max_examples")
@@ -56,8 +56,8 @@ def mixture_rows(bundle: Path, recipe: Recipe) -> list[dict]:
             per_task[task][: max(1, int(len(per_task[task]) * weight))]
     # interleave tasks by a seeded hash so every batch sees a mix
     flat = [r for rows in per_task.values() for r in rows]
-    mixed = [r for _, r in sorted(((_order_key(recipe.seed, f"mix:{i}"), r) for i, r in enumerate(flat)),
+    mixed = [r for _, r in sorted(((_order_key(recipe.training.seed, f"mix:{i}"), r) for i, r in enumerate(flat)),
                                   key=lambda pair: pair[0])]
-    if recipe.max_examples is not None:
-        mixed = mixed[: recipe.max_examples]
+    if recipe.econ.max_examples is not None:
+        mixed = mixed[: recipe.econ.max_examples]
     return mixed

@@ -25,13 +25,11 @@ from .recipe import Recipe, load_recipe
 TRAINING_RECORD = "econ_eval_training.json"
 #: Written into the output folder when a run starts: marks the folder as an unfinished run of a recipe.
 RUN_MARKER = "econ_eval_run.json"
-#: Recipe fields that do not change what is trained (a run may resume with other values for them).
-_NOT_TRAINING_FIELDS = {"output_dir", "source", "torch_threads", "logging_steps", "save_steps", "save_total_limit"}
 
 
 def recipe_fingerprint(recipe: Recipe) -> dict:
-    """The recipe fields that determine the trained adapter (a resumed run must have the same)."""
-    return {k: v for k, v in sorted(recipe.to_dict().items()) if k not in _NOT_TRAINING_FIELDS}
+    """The recipe keys that determine the trained adapter (a resumed run must have the same)."""
+    return recipe.fingerprint()
 
 
 def prepare_output_dir(out: Path, recipe: Recipe, *, resume: bool) -> bool:
@@ -103,27 +101,42 @@ def _load_model(recipe: Recipe, base: str, on_gpu: bool):
     import torch
     from transformers import AutoModelForCausalLM
 
+    dtype = getattr(torch, recipe.model.dtype or "float32")
     if recipe.method != "qlora":
-        return AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, recipe.dtype))
+        return AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     try:
         import bitsandbytes  # noqa: F401
-        from transformers import BitsAndBytesConfig
     except ImportError as exc:
         raise RuntimeError("method: qlora needs bitsandbytes (pip install bitsandbytes)") from exc
     from peft import prepare_model_for_kbit_training
+    from trl import get_quantization_config
 
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=recipe.bnb_4bit_quant_type,
-                               bnb_4bit_use_double_quant=recipe.bnb_4bit_use_double_quant,
-                               bnb_4bit_compute_dtype=getattr(torch, recipe.bnb_4bit_compute_dtype))
+    # TRL's own mapping: 4-bit nf4 (bnb_4bit_quant_type), double quantisation (use_bnb_nested_quant),
+    # compute dtype = the model dtype
+    quant = get_quantization_config(recipe.model)
     try:
-        model = AutoModelForCausalLM.from_pretrained(base, quantization_config=quant,
-                                                     dtype=getattr(torch, recipe.bnb_4bit_compute_dtype),
+        model = AutoModelForCausalLM.from_pretrained(base, quantization_config=quant, dtype=dtype,
                                                      device_map={"": 0} if on_gpu else {"": "cpu"})
     except Exception as exc:  # noqa: BLE001 - report what bitsandbytes said, with the fix
         raise RuntimeError(f"bitsandbytes could not load {base} in 4-bit on this device ({exc}); "
                            "use method: lora on this machine, or run the QLoRA recipe on a GPU") from exc
     # NOTE: no generate()/eval forward here: it would repack the 4-bit weights (wrong gradients after).
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing)
+    return prepare_model_for_kbit_training(model,
+                                           use_gradient_checkpointing=recipe.training.activation_checkpointing)
+
+
+def peft_model(recipe: Recipe, model):
+    """Wrap ``model`` in the recipe's LoRA adapter (TRL's ``get_peft_config``), initialised from the recipe's seed.
+
+    The trainer seeds itself only after the adapter exists: without this seed the LoRA A matrices came from
+    whatever state the global RNG was in, so two runs of one recipe could start from different adapters.
+    """
+    from peft import get_peft_model
+    from transformers import set_seed
+    from trl import get_peft_config
+
+    set_seed(recipe.training.seed)
+    return get_peft_model(model, get_peft_config(recipe.model))
 
 
 def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, log=print,
@@ -135,16 +148,15 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
     """
     import torch
     from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     from ..lm_tasks import bundle_path
     from ..models import resolve_model
 
-    if recipe.torch_threads:
-        torch.set_num_threads(recipe.torch_threads)
+    if recipe.econ.torch_threads:
+        torch.set_num_threads(recipe.econ.torch_threads)
     from ..data.build import verify_bundle
 
     bundle = Path(bundle) if bundle else bundle_path()
@@ -167,34 +179,19 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
                                          "bundle_version": manifest["bundle_version"]})
 
     tok = AutoTokenizer.from_pretrained(base)
-    model = _load_model(recipe, base, on_gpu)
-    targets = recipe.lora_target_modules
-    lora = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
+    model = peft_model(recipe, _load_model(recipe, base, on_gpu))
     trainable, total = model.get_nb_trainable_parameters()
     log(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
 
-    optim = recipe.optim or ("paged_adamw_8bit" if recipe.method == "qlora" and on_gpu else "adamw_torch")
-    args = SFTConfig(
-        output_dir=str(out), per_device_train_batch_size=recipe.per_device_train_batch_size,
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps, learning_rate=recipe.learning_rate,
-        num_train_epochs=recipe.num_train_epochs, max_steps=recipe.max_steps, warmup_steps=recipe.warmup_ratio,
-        lr_scheduler_type=recipe.lr_scheduler_type, weight_decay=recipe.weight_decay,
-        logging_steps=recipe.logging_steps, save_steps=recipe.save_steps, save_total_limit=recipe.save_total_limit,
-        seed=recipe.seed, data_seed=recipe.seed, bf16=recipe.bf16, use_cpu=not on_gpu,
-        gradient_checkpointing=recipe.gradient_checkpointing, max_length=recipe.max_length,
-        pad_to_multiple_of=recipe.pad_to_multiple_of, train_sampling_strategy=recipe.train_sampling_strategy,
-        completion_only_loss=True, report_to=[], include_num_input_tokens_seen="non_padding", optim=optim,
-        dataloader_num_workers=0, save_only_model=False,
-    )
+    args = recipe.training  # TRL's SFTConfig, parsed from the recipe: the trainer takes it as it is
+    args.include_num_input_tokens_seen = "non_padding"  # for the tokens/s record (argparse cannot parse it)
     optimizers = (None, None)
     if recipe.method == "loraplus":
         from peft.optimizers import create_loraplus_optimizer
 
-        optimizers = (create_loraplus_optimizer(model, torch.optim.AdamW, lr=recipe.learning_rate,
-                                                loraplus_lr_ratio=recipe.loraplus_lr_ratio,
-                                                weight_decay=recipe.weight_decay), None)
+        optimizers = (create_loraplus_optimizer(model, torch.optim.AdamW, lr=args.learning_rate,
+                                                loraplus_lr_ratio=recipe.econ.loraplus_lr_ratio,
+                                                weight_decay=args.weight_decay), None)
     throughput = _throughput_callback()
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                          optimizers=optimizers, callbacks=[throughput, *(callbacks or [])])
@@ -210,9 +207,9 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
     tokens = trainer.state.num_input_tokens_seen or 0
     record = {
         "method": recipe.method, "base_model": recipe.base_model, "base_path": base,
-        "recipe": {k: v for k, v in recipe.to_dict().items()}, "bundle_version": manifest["bundle_version"],
+        "recipe": recipe.to_dict(), "bundle_version": manifest["bundle_version"],
         "examples": len(rows), "examples_per_task": tasks_count, "examples_seen": trainer.state.global_step
-        * recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps,
+        * args.per_device_train_batch_size * args.gradient_accumulation_steps,
         "steps": trainer.state.global_step, "resumed_from": last, "wall_time_s": round(wall, 1),
         "tokens_seen": int(tokens), "tokens_per_second": round(tokens / wall, 1) if wall > 0 and not last else None,
         "final_loss": history[-1]["loss"] if history else None, "train_loss": result.training_loss,
@@ -277,9 +274,8 @@ def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> 
 
 
 def _cmd_finetune(args) -> int:
-    recipe = load_recipe(args.recipe, args.overrides)
-    if args.output_dir:
-        recipe.output_dir = args.output_dir
+    overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
+    recipe = load_recipe(args.recipe, overrides)
     out = train(recipe, resume=not args.no_resume)
     print(f"adapter: {out}\nevaluate it with: econ-eval evaluate --model {recipe.base_model} --adapter {out}")
     return 0
