@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 #: Version of the bundle layout and split rules. Task YAMLs name the version they expect.
-BUNDLE_VERSION = "1.0"
+BUNDLE_VERSION = "2.0"
 
 #: The default model everywhere (CLI, recipes, Space, judge server): the embedded one (see models.REGISTRY).
 DEFAULT_MODEL = "smollm2-135m"

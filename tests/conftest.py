@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import lzma
 import os
@@ -67,6 +68,47 @@ def _write_arxiv(root: Path) -> None:
             fh.write("\n".join(lines) + "\n")
 
 
+RECENT_HEADER = ["id", "submitted_date", "categories", "title", "abstract", "authors", "num_authors", "comments",
+                 "journal_ref"]
+
+
+def _recent_papers():
+    """(id, created, categories) of the tiny 2020-2024 source: 3 EM, 3 GN, 2 TH a year."""
+    rows = []
+    for year in range(2020, 2025):
+        for k, primary in enumerate(["econ.EM"] * 3 + ["econ.GN"] * 3 + ["econ.TH"] * 2):
+            rows.append((f"{year % 100:02d}{k + 1:02d}.{year * 10 + k:05d}", f"{year}-{k + 1:02d}-15",
+                         primary + (" q-fin.GN" if k == 0 else "")))
+    return rows
+
+
+RECENT_PAPERS = _recent_papers()
+
+
+def write_recent_csv(path: Path, rows: list[dict]) -> None:
+    """One arxiv_econ_<YEAR>.csv.gz in the shared data's format (comma-separated, quoted, header row)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=RECENT_HEADER, quoting=csv.QUOTE_ALL)
+        w.writeheader()
+        for r in rows:
+            w.writerow({h: r.get(h, "") for h in RECENT_HEADER})
+
+
+def _write_recent_arxiv(root: Path) -> None:
+    by_year: dict[int, list[dict]] = {}
+    for pid, created, cats in RECENT_PAPERS:
+        by_year.setdefault(int(created[:4]), []).append({
+            "id": pid, "submitted_date": created, "categories": cats, "title": f"Recent paper {pid} on prices",
+            "abstract": f"We study recent topic {pid}. With $y$ and a result.", "authors": "A. Author",
+            "num_authors": "1"})
+    # the same paper submitted again under a new id a year later (SOURCE.md: kept once, the earlier one)
+    first = by_year[2020][0]
+    by_year[2021].append({**first, "id": "2105.99999", "submitted_date": "2021-05-01"})
+    for year, rows in by_year.items():
+        write_recent_csv(root / "arxiv_econ_2020_2024" / f"arxiv_econ_{year}.csv.gz", rows)
+
+
 def _reuters_story(newid: int, split: str, topics: str = "YES") -> str:
     return (f'<REUTERS TOPICS="{topics}" LEWISSPLIT="{split}" CGISPLIT="TRAINING-SET" OLDID="{newid + 5000}" '
             f'NEWID="{newid}">\n<DATE>26-FEB-1987 15:01:01.79</DATE>\n<TOPICS><D>acq</D></TOPICS>\n'
@@ -108,6 +150,7 @@ def make_tiny_data(root: Path) -> tuple[Path, Path]:
     """Write a tiny raw tree and annotations in the real formats; return (raw, annotations)."""
     raw, ann = root / "raw", root / "annotations"
     _write_arxiv(raw)
+    _write_recent_arxiv(raw)
     labels = _write_reuters(raw)
     _write_mmlu(raw)
     ann.mkdir(parents=True)
@@ -124,7 +167,8 @@ def make_tiny_data(root: Path) -> tuple[Path, Path]:
     return raw, ann
 
 
-TINY_SIZES = dict(n_test_papers=9, n_validation_papers=6, n_signal_validation=8)
+TINY_SIZES = dict(n_test_papers=9, n_validation_papers=6, n_recent_test_papers=5, n_recent_validation_papers=5,
+                  n_signal_validation=8)
 
 
 @pytest.fixture

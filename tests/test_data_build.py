@@ -56,13 +56,16 @@ def test_tiny_build_rules(tiny_data, tmp_path):
             meta = m["files"][f"{task}/{s}.jsonl"]
             assert meta["rows"] == len(_rows(out, task, s))
             assert meta["sha256"] == sha256_file(out / task / f"{s}.jsonl")
-    assert len(_rows(out, "econ_classify", "test")) == 9
-    assert len(_rows(out, "econ_classify", "validation")) == 6
+    # 9 + 6 papers up to 2019 (TINY_SIZES), 5 + 5 from 2020-2024: one test and one validation paper a year
+    test = _rows(out, "econ_classify", "test")
+    assert len(test) == 9 + 5 and len(_rows(out, "econ_classify", "validation")) == 6 + 5
+    assert sorted(r["created"][:4] for r in test if r["created"] >= "2020") == ["2020", "2021", "2022", "2023", "2024"]
     # q-fin.EC counts as econ.GN; q-fin.ST papers never reach classification
     labels = {r["paper_id"]: r for s in SPLITS for r in _rows(out, "econ_classify", s)}
     assert {r["label"] for r in labels.values()} == {"econ.EM", "econ.GN", "econ.TH"}
     assert all(r["label"] == "econ.GN" for r in labels.values() if r["primary_cat"] == "q-fin.EC")
-    assert len(labels) == 31
+    assert len(labels) == 31 + 40  # the 2021 resubmission of a 2020 paper is kept once, the earlier id
+    assert "2105.99999" not in labels and m["stats"]["arxiv_papers"]["listed_twice_dropped"] == ["2105.99999"]
     # the mangled id was normalised and kept
     assert "1707.05146" in labels
     # titles: q-fin papers only in train; test/validation identical to classification's papers
@@ -99,7 +102,7 @@ def test_build_is_deterministic(tiny_data, tmp_path):
     c = build_bundle(raw, ann, tmp_path / "c", seed=99, log=lambda s: None, **TINY_SIZES)
     assert c["files"]["econ_classify/test.jsonl"]["sha256"] != a["files"]["econ_classify/test.jsonl"]["sha256"]
     # regression (#10): another seed is another bundle, in its version string and in its test fingerprint
-    assert c["bundle_version"] == "1.0-seed99-sizes" != a["bundle_version"]
+    assert c["bundle_version"] == "2.0-seed99-sizes" != a["bundle_version"]
     assert c["test_fingerprints"]["econ_classify"] != a["test_fingerprints"]["econ_classify"]
     assert a["test_fingerprints"]["econ_signal"] == c["test_fingerprints"]["econ_signal"]  # ModApte test: fixed
 
@@ -107,7 +110,7 @@ def test_build_is_deterministic(tiny_data, tmp_path):
 def test_temporal_split_takes_newest(tiny_data, tmp_path):
     raw, ann = tiny_data
     m = build_bundle(raw, ann, tmp_path / "t", split="temporal", log=lambda s: None, **TINY_SIZES)
-    assert m["bundle_version"] == "1.0-temporal-sizes"
+    assert m["bundle_version"] == "2.0-temporal-sizes"
     test = _rows(tmp_path / "t", "econ_classify", "test")
     train = _rows(tmp_path / "t", "econ_classify", "train")
     assert min(r["created"] for r in test) >= max(r["created"] for r in train)
@@ -177,11 +180,15 @@ def test_previous_bundle_survives_failed_build(tiny_data, tmp_path):
 def test_real_bundle_counts(real_bundle):
     out, m = real_bundle
     rows = {k: v["rows"] for k, v in m["files"].items()}
-    assert rows["econ_classify/test.jsonl"] == 350
-    assert rows["econ_classify/validation.jsonl"] == 150
-    # 592 EM + 340 GN + 191 TH + 380 q-fin.EC (SOURCE.md) econ papers in all
-    assert sum(rows[f"econ_classify/{s}.jsonl"] for s in SPLITS) == 592 + 340 + 191 + 380
-    assert m["stats"]["econ_classify_labels"]["test"] == {"econ.EM": 138, "econ.GN": 168, "econ.TH": 44}
+    assert rows["econ_classify/test.jsonl"] == 700 and rows["econ_titles/test.jsonl"] == 700
+    assert rows["econ_classify/validation.jsonl"] == 300
+    # 592 EM + 340 GN + 191 TH + 380 q-fin.EC up to 2019, 6,814 from 2020-2024 less one resubmission (SOURCE.md)
+    assert sum(rows[f"econ_classify/{s}.jsonl"] for s in SPLITS) == 592 + 340 + 191 + 380 + 6814 - 1
+    assert m["stats"]["arxiv_papers"]["listed_twice_dropped"] == ["2311.00013"]
+    assert rows["econ_classify/train.jsonl"] > 7000  # the LLaMA-2-Econ study's scale
+    test_by_year = m["stats"]["econ_classify_by_year"]["test"]
+    for year in ("2020", "2021", "2022", "2023", "2024"):
+        assert sum(test_by_year[year].values()) == 70 and set(test_by_year[year]) == {"econ.EM", "econ.GN", "econ.TH"}
     assert sum(rows[f"econ_qa/{s}.jsonl"] for s in SPLITS) == 2226
     assert rows["econ_signal/test.jsonl"] == 750
     assert rows["econ_signal/train.jsonl"] + rows["econ_signal/validation.jsonl"] == 2000
@@ -211,7 +218,96 @@ def test_real_bundle_matches_the_published_fingerprints(real_bundle):
     from econ_eval.data.build import published_fingerprints
 
     _, m = real_bundle
-    assert m["bundle_version"] == "1.0" and m["test_fingerprints"] == published_fingerprints("1.0")
+    assert m["bundle_version"] == "2.0" and m["test_fingerprints"] == published_fingerprints("2.0")
+
+
+def test_real_bundle_2_keeps_bundle_1_test_and_never_tests_on_its_training_papers(real_bundle):
+    """Issue #14: every 1.0 test paper is a 2.0 test paper (same documents, byte for byte), and no paper of
+    1.0's train or validation splits is in 2.0's test split, so adapters trained on 1.0 do not leak."""
+    from econ_eval.data import sources
+    from econ_eval.data.build import build_arxiv_tasks, ids_fingerprint, published_fingerprints
+
+    from .conftest import REAL_ANNOTATIONS, REAL_RAW
+
+    out, _ = real_bundle
+    snapshot = sources.load_arxiv(REAL_RAW)
+    v1 = build_arxiv_tasks(snapshot, sources.load_qa(REAL_ANNOTATIONS, snapshot), mode="random", seed=1234)
+    v1_ids = {s: {r["paper_id"] for r in v1["econ_classify"][s]} for s in SPLITS}
+    test2 = _rows(out, "econ_classify", "test")
+    old_part = [r for r in test2 if r["created"] < "2020"]
+    assert {r["paper_id"] for r in old_part} == v1_ids["test"] and len(old_part) == 350
+    assert old_part == v1["econ_classify"]["test"]  # the same rows, in the same order
+    # ... and they are the published 1.0 test documents
+    assert ids_fingerprint([r["paper_id"] for r in old_part]) == \
+        published_fingerprints("1.0")["econ_classify"]["test_ids_sha256"]
+    for task in ("econ_titles", "econ_qa"):
+        assert {r["paper_id"] for r in _rows(out, task, "test")} & (v1_ids["train"] | v1_ids["validation"]) == set()
+    assert {r["paper_id"] for r in test2} & (v1_ids["train"] | v1_ids["validation"]) == set()
+    assert len([r for r in test2 if r["created"] >= "2020"]) == 350
+    # QA follows its paper and covers papers up to 2019 only: 2.0's QA test is 1.0's
+    assert published_fingerprints("2.0")["econ_qa"] == published_fingerprints("1.0")["econ_qa"]
+    _assert_no_paper_leak(out)
+
+
+def test_bundle_2_split_keeps_the_snapshot_split_whatever_is_added(tiny_data):
+    """The 2019 papers split the same with or without the 2020-2024 papers (the 1.0-compatibility rule)."""
+    from econ_eval.data import sources
+    from econ_eval.data.build import build_arxiv_tasks, merge_papers
+
+    raw, ann = tiny_data
+    snapshot = sources.load_arxiv(raw)
+    qa = sources.load_qa(ann, snapshot)
+    merged, dropped = merge_papers(snapshot, sources.load_arxiv_recent(raw))
+    recent = {pid: p for pid, p in merged.items() if pid not in snapshot}
+    sizes = dict(n_test=9, n_val=6)
+    alone = build_arxiv_tasks(snapshot, qa, mode="random", seed=7, **sizes)
+    both = build_arxiv_tasks(snapshot, qa, mode="random", seed=7, recent=recent, n_recent_test=5, n_recent_val=5,
+                             **sizes)
+    for s in SPLITS:
+        assert [r for r in both["econ_classify"][s] if r["paper_id"] in snapshot] == alone["econ_classify"][s]
+        assert both["econ_qa"][s] == alone["econ_qa"][s]
+    assert dropped == ["2105.99999"]
+
+
+@pytest.mark.parametrize("row,message", [
+    ({"id": "2001.0001x"}, r"arxiv_econ_2020.csv.gz:2: field 'id' must be a new-style arXiv id"),
+    ({"submitted_date": "2020-13-01"}, r":2: field 'submitted_date' must be a date YYYY-MM-DD"),
+    ({"categories": "q-fin.GN econ.GN"}, r":2: field 'categories' must start with the econ.\* primary"),
+    ({"abstract": "   "}, r":2: field 'abstract' is empty \(paper 2001.00001\)"),
+])
+def test_recent_source_bad_rows_name_file_line_and_field(tmp_path, row, message):
+    from econ_eval.data.sources import read_recent_arxiv_file
+
+    from .conftest import write_recent_csv
+
+    good = {"id": "2001.00001", "submitted_date": "2020-01-02", "categories": "econ.EM", "title": "T  x",
+            "abstract": "An  abstract."}
+    path = tmp_path / "arxiv_econ_2020.csv.gz"
+    write_recent_csv(path, [good])
+    paper = read_recent_arxiv_file(path)[0]
+    assert (paper.paper_id, paper.created, paper.primary_cat, paper.title) == ("2001.00001", "2020-01-02", "econ.EM", "T x")
+    write_recent_csv(path, [{**good, **row}])
+    with pytest.raises(DataError, match=message):
+        read_recent_arxiv_file(path)
+
+
+def test_recent_source_bad_files(tmp_path):
+    import gzip
+
+    from econ_eval.data.sources import read_recent_arxiv_file
+
+    path = tmp_path / "arxiv_econ_2020.csv.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("id,submitted_date,title\n2001.00001,2020-01-02,T\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['categories', 'abstract'\]"):
+        read_recent_arxiv_file(path)
+    with gzip.open(path, "wt") as fh:
+        fh.write("id,submitted_date,categories,title,abstract\n2001.00001,2020-01-02,econ.EM,T\n")
+    with pytest.raises(DataError, match=r":2: wrong number of columns"):
+        read_recent_arxiv_file(path)
+    path.write_bytes(b"not gzip")
+    with pytest.raises(DataError, match=r"cannot read as gzip-compressed UTF-8 CSV"):
+        read_recent_arxiv_file(path)
 
 
 # ----------------------------------------------------------------------------- regressions (issue: bad input)
@@ -334,3 +430,14 @@ def test_invalid_manifest_json_names_the_file(tiny_data, tmp_path):
     (out / "MANIFEST.json").write_text('{"bundle_version": "1.0", ')
     with pytest.raises(DataError, match=r"MANIFEST.json: bundle manifest is not valid JSON \(line 1"):
         verify_bundle(out)
+
+
+def test_readme_data_card_is_generated_from_a_real_build(real_bundle):
+    """The data card's counts are what `econ-eval data card` makes from a build of the shared data."""
+    from econ_eval.data.build import data_card_tables
+    from econ_eval.config import REPO_ROOT
+    from econ_eval.readme_blocks import read_block
+
+    block = read_block((REPO_ROOT / "README.md").read_text(), "data-card")
+    assert block is not None and block.strip() == data_card_tables(real_bundle[1]).strip()
+    assert "| 2024 | 544 | 759 | 396 | 1,699 | 70 | 30 |" in block  # SOURCE.md's 2024 row, 70 test papers

@@ -67,7 +67,7 @@ def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
         for metric in TASK_METRICS[task]:
             value, _ = got[metric]
             assert not math.isnan(value), (task, metric)
-        assert results["configs"][task]["metadata"]["bundle_version"] == "1.0"
+        assert results["configs"][task]["metadata"]["bundle_version"] == "2.0"
         assert results["n-samples"][task]["effective"] == 3
         assert (run_dir / f"samples_{task}_{results_files[0].stem[len('results_'):]}.jsonl").is_file()
     # corpus-level metrics carry a bootstrap standard error (lm-eval alone would say N/A)

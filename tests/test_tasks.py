@@ -36,13 +36,13 @@ def test_task_docs_and_prompts(bundle_env):
     tm = TaskManager(include_path=str(tasks_dir()))
     tasks = get_task_dict(SUITE_TASKS, tm)
     sizes = {name: len(list(task.test_docs())) for name, task in tasks.items()}
-    assert sizes["econ_classify"] == 350 and sizes["econ_classify_gen"] == 350
-    assert sizes["econ_signal"] == 750 and sizes["econ_mmlu"] == 742 and sizes["econ_titles"] == 350
+    assert sizes["econ_classify"] == 700 and sizes["econ_classify_gen"] == 700
+    assert sizes["econ_signal"] == 750 and sizes["econ_mmlu"] == 742 and sizes["econ_titles"] == 700
     cls = tasks["econ_classify"]
     doc = next(iter(cls.test_docs()))
     assert doc["abstract"] in cls.doc_to_text(doc)
     assert cls.doc_to_choice(doc) == ["Econometrics", "General Economics", "Theoretical Economics"]
-    assert cls.config.metadata["bundle_version"] == "1.0"
+    assert cls.config.metadata["bundle_version"] == "2.0"
 
 
 def test_missing_bundle_says_how_to_build(tmp_path, monkeypatch):
@@ -50,7 +50,7 @@ def test_missing_bundle_says_how_to_build(tmp_path, monkeypatch):
 
     monkeypatch.setenv("ECON_EVAL_DATA", str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match=r"econ-eval data build"):
-        load_task_dataset(bundle_task="econ_classify", bundle_version="1.0")
+        load_task_dataset(bundle_task="econ_classify", bundle_version="2.0")
 
 
 def test_bundle_version_mismatch_is_refused(tmp_path, monkeypatch, real_bundle):
@@ -64,8 +64,8 @@ def test_bundle_version_mismatch_is_refused(tmp_path, monkeypatch, real_bundle):
     manifest["bundle_version"] = "0.9"
     (copy / "MANIFEST.json").write_text(json.dumps(manifest))
     monkeypatch.setenv("ECON_EVAL_DATA", str(copy))
-    with pytest.raises(DataError, match=r"bundle_version is '0.9' but the task expects '1.0'"):
-        load_task_dataset(bundle_task="econ_signal", bundle_version="1.0")
+    with pytest.raises(DataError, match=r"bundle_version is '0.9' but the task expects '2.0'"):
+        load_task_dataset(bundle_task="econ_signal", bundle_version="2.0")
     ds = load_task_dataset(bundle_task="econ_signal", bundle_version="0.9")
     assert len(ds["test"]) == 750
 

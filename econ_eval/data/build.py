@@ -2,10 +2,16 @@
 
 Rules (see DESIGN.md):
 
-- arXiv papers are split ONCE, by paper, for every arXiv task: a paper in a test or validation split
-  never appears in a train split of any task. Test = 350 econ papers stratified over econ.EM / GN / TH
-  (q-fin.EC counts as econ.GN), validation = 150 more, the rest train. ``--split temporal`` takes the
-  newest papers as test and the next newest as validation instead.
+- arXiv papers come from two sources normalised into one paper list: the 2019 snapshot
+  (``arxiv_econ_qfin``, econ and q-fin papers up to 2019) and ``arxiv_econ_2020_2024`` (econ-primary papers
+  created 2020-2024); a paper listed twice (same title and abstract) is kept once, the earlier one.
+- They are split ONCE, by paper, for every arXiv task: a paper in a test or validation split never appears
+  in a train split of any task. Bundle 2.0 keeps bundle 1.0's split of the 2019 papers unchanged
+  (test = 350 econ papers stratified over econ.EM / GN / TH, q-fin.EC counting as econ.GN; validation =
+  150 more) and adds 350 test and 150 validation papers created 2020-2024, the same number from each year,
+  stratified by class within a year; everything else is train. So every 1.0 test paper is a 2.0 test paper
+  and no 1.0 train or validation paper is in 2.0 test. ``--split temporal`` takes the newest 700 papers of
+  both sources as test and the next newest 300 as validation instead.
 - ``econ_titles`` train is enriched with q-fin papers whose primary is not econ (they are in no
   test split). QA pairs follow their paper.
 - Reuters signals follow the ModApte LEWISSPLIT; validation is carved from train (stratified).
@@ -33,8 +39,10 @@ from .sources import CLASS_OF_PRIMARY, ECON_LABELS
 
 TASK_DIRS = bundle_folders()  # every folder a registered task reads
 SPLITS = ["train", "validation", "test"]
-N_TEST_PAPERS = 350
+N_TEST_PAPERS = 350  # papers up to 2019: bundle 1.0's test split
 N_VALIDATION_PAPERS = 150
+N_RECENT_TEST_PAPERS = 350  # papers created 2020-2024, the same number from each year
+N_RECENT_VALIDATION_PAPERS = 150
 N_SIGNAL_VALIDATION = 250
 
 
@@ -88,18 +96,83 @@ def split_econ_papers(labels: dict[str, str], created: dict[str, str], *, mode: 
     raise DataError(f"unknown split mode {mode!r}; use 'random' or 'temporal'")
 
 
+def _equal_shares(keys: list[str], total: int) -> dict[str, int]:
+    """``total`` split as evenly as possible over ``keys``; the remainder goes to the latest keys."""
+    if not keys:
+        return {}
+    base, extra = divmod(total, len(keys))
+    return {k: base + (1 if i >= len(keys) - extra else 0) for i, k in enumerate(keys)}
+
+
+def split_recent_papers(labels: dict[str, str], created: dict[str, str], *, seed: int,
+                        n_test: int = N_RECENT_TEST_PAPERS, n_val: int = N_RECENT_VALIDATION_PAPERS) -> dict[str, str]:
+    """Assign the 2020-2024 papers to train/validation/test: each year gets the same share of the test and
+    validation papers (largest remainder), stratified by label within the year, hash order within a cell."""
+    by_year: dict[str, list[str]] = {}
+    for pid in sorted(labels):
+        by_year.setdefault(created[pid][:4], []).append(pid)
+    test_per_year, val_per_year = _equal_shares(sorted(by_year), n_test), _equal_shares(sorted(by_year), n_val)
+    assignment = {}
+    for year, ids in by_year.items():
+        year_labels = {pid: labels[pid] for pid in ids}
+        try:
+            assignment.update(split_econ_papers(year_labels, created, mode="random", seed=seed,
+                                                n_test=test_per_year[year], n_val=val_per_year[year]))
+        except DataError as exc:
+            raise DataError(f"papers created in {year}: {exc}; lower n_recent_test_papers / "
+                            "n_recent_validation_papers") from None
+    return assignment
+
+
+def merge_papers(snapshot: dict[str, sources.Paper], recent: dict[str, sources.Paper]) -> tuple[dict, list[str]]:
+    """One paper list from both arXiv sources: the 2019 snapshot's papers, then every 2020-2024 paper that is
+    not the same paper again (same normalised title and abstract, e.g. resubmitted under a new id: the
+    earlier one is kept). Returns (papers by id, ids dropped as duplicates)."""
+    def key(p: sources.Paper) -> tuple[str, str]:
+        return " ".join(p.title.lower().split()), " ".join(p.abstract.lower().split())
+
+    papers = dict(snapshot)
+    seen = {key(p): pid for pid, p in snapshot.items()}
+    dropped = []
+    for pid, p in sorted(recent.items(), key=lambda kv: (kv[1].created, kv[0])):
+        if pid in papers:
+            raise DataError(f"paper {pid} is in both arXiv sources; SOURCE.md says no id is in both: re-copy them")
+        if key(p) in seen:
+            dropped.append(pid)
+            continue
+        seen[key(p)] = pid
+        papers[pid] = p
+    return dict(sorted(papers.items())), sorted(dropped)
+
+
 def _paper_fields(p: sources.Paper) -> dict:
     return {"paper_id": p.paper_id, "title": p.title, "abstract": p.abstract,
             "primary_cat": p.primary_cat, "created": p.created}
 
 
 def build_arxiv_tasks(papers: dict[str, sources.Paper], qa: list[dict], *, mode: str, seed: int,
-                      n_test: int = N_TEST_PAPERS, n_val: int = N_VALIDATION_PAPERS) -> dict:
-    """Rows of econ_classify, econ_titles and econ_qa per split, split by paper."""
+                      n_test: int = N_TEST_PAPERS, n_val: int = N_VALIDATION_PAPERS,
+                      recent: dict[str, sources.Paper] | None = None, n_recent_test: int = N_RECENT_TEST_PAPERS,
+                      n_recent_val: int = N_RECENT_VALIDATION_PAPERS) -> dict:
+    """Rows of econ_classify, econ_titles and econ_qa per split, split by paper.
+
+    ``papers``: the 2019 snapshot (split exactly as bundle 1.0 split it); ``recent``: the 2020-2024 papers
+    (see :func:`split_recent_papers`). With ``mode="temporal"`` all econ papers are split by date instead.
+    """
+    recent = recent or {}
     econ = {pid: p for pid, p in papers.items() if p.primary_cat in CLASS_OF_PRIMARY}
-    labels = {pid: CLASS_OF_PRIMARY[p.primary_cat] for pid, p in econ.items()}
-    split_of = split_econ_papers(labels, {pid: p.created for pid, p in econ.items()}, mode=mode, seed=seed,
-                                 n_test=n_test, n_val=n_val)
+    recent_econ = {pid: p for pid, p in recent.items() if p.primary_cat in CLASS_OF_PRIMARY}
+    labels = {pid: CLASS_OF_PRIMARY[p.primary_cat] for pid, p in {**econ, **recent_econ}.items()}
+    created = {pid: p.created for pid, p in {**econ, **recent_econ}.items()}
+    if mode == "temporal":
+        split_of = split_econ_papers(labels, created, mode=mode, seed=seed, n_test=n_test + n_recent_test,
+                                     n_val=n_val + n_recent_val)
+    else:
+        split_of = split_econ_papers({pid: labels[pid] for pid in econ}, created, mode=mode, seed=seed,
+                                     n_test=n_test, n_val=n_val)
+        split_of.update(split_recent_papers({pid: labels[pid] for pid in recent_econ}, created, seed=seed,
+                                            n_test=n_recent_test, n_val=n_recent_val))
+    econ = {**econ, **recent_econ}
 
     tasks = {t: {s: [] for s in SPLITS} for t in ("econ_classify", "econ_titles", "econ_qa")}
     for pid, p in econ.items():
@@ -111,13 +184,14 @@ def build_arxiv_tasks(papers: dict[str, sources.Paper], qa: list[dict], *, mode:
         if pid not in econ and p.primary_cat.startswith("q-fin."):
             tasks["econ_titles"]["train"].append({**_paper_fields(p), "label": None, "source": "q-fin"})
     n_by_paper = Counter()
+    every = {**papers, **recent}
     for q in qa:
         pid = q["paper_id"]
         if pid not in econ:
             raise DataError(f"arxiv_econ_qa.jsonl:{q['line']}: paper {pid} has primary "
-                            f"{papers[pid].primary_cat}, not an econ category; QA must be about econ papers")
+                            f"{every[pid].primary_cat}, not an econ category; QA must be about econ papers")
         n_by_paper[pid] += 1
-        p = papers[pid]
+        p = every[pid]
         tasks["econ_qa"][split_of[pid]].append({
             "qa_id": f"{pid}#{n_by_paper[pid]}", "paper_id": pid, "title": p.title, "abstract": p.abstract,
             "question": q["question"], "answer": q["answer"], "evidence": q["evidence"], "type": q["type"],
@@ -174,6 +248,8 @@ def _source_files(root: Path) -> list[dict]:
 
 def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "random", seed: int = DEFAULT_SEED,
                  n_test_papers: int = N_TEST_PAPERS, n_validation_papers: int = N_VALIDATION_PAPERS,
+                 n_recent_test_papers: int = N_RECENT_TEST_PAPERS,
+                 n_recent_validation_papers: int = N_RECENT_VALIDATION_PAPERS,
                  n_signal_validation: int = N_SIGNAL_VALIDATION, log: Callable[[str], None] = print) -> dict:
     """Build the whole bundle into ``out`` and return its manifest.
 
@@ -190,14 +266,21 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
     if split not in ("random", "temporal"):
         raise DataError(f"unknown split mode {split!r}; use 'random' or 'temporal'")
     build_args = {"split": split, "seed": seed, "n_test_papers": n_test_papers,
-                  "n_validation_papers": n_validation_papers, "n_signal_validation": n_signal_validation}
+                  "n_validation_papers": n_validation_papers, "n_recent_test_papers": n_recent_test_papers,
+                  "n_recent_validation_papers": n_recent_validation_papers,
+                  "n_signal_validation": n_signal_validation}
 
     log("reading arXiv metadata ...")
-    papers = sources.load_arxiv(raw)
+    snapshot = sources.load_arxiv(raw)
+    merged, dropped = merge_papers(snapshot, sources.load_arxiv_recent(raw))
+    recent = {pid: p for pid, p in merged.items() if pid not in snapshot}
     duplicates: dict[str, list[str]] = {}
-    qa = sources.load_qa(annotations, papers, duplicates=duplicates)
-    log(f"  {len(papers)} unique papers, {len(qa)} QA pairs")
-    tasks = build_arxiv_tasks(papers, qa, mode=split, seed=seed, n_test=n_test_papers, n_val=n_validation_papers)
+    qa = sources.load_qa(annotations, merged, duplicates=duplicates)
+    log(f"  {len(snapshot)} papers up to 2019, {len(recent)} from 2020-2024 ({len(dropped)} listed twice, "
+        f"kept once), {len(qa)} QA pairs")
+    tasks = build_arxiv_tasks(snapshot, qa, mode=split, seed=seed, n_test=n_test_papers, n_val=n_validation_papers,
+                              recent=recent, n_recent_test=n_recent_test_papers,
+                              n_recent_val=n_recent_validation_papers)
 
     log("reading Reuters-21578 ...")
     stories = sources.load_reuters(raw)
@@ -228,12 +311,16 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
                         for s in SPLITS}
         signal_counts = {s: dict(sorted(Counter(str(r["signal"]) for r in tasks["econ_signal"][s]).items()))
                          for s in SPLITS}
+        by_year = {s: _counts_by_year(tasks["econ_classify"][s]) for s in SPLITS}
         manifest = {
             "bundle_version": bundle_version_for(build_args),
             "build_args": build_args,
             "files": files,
             "test_fingerprints": compute_test_fingerprints(tasks, files),
-            "stats": {"econ_classify_labels": label_counts, "econ_signal_labels": signal_counts,
+            "stats": {"econ_classify_labels": label_counts, "econ_classify_by_year": by_year,
+                      "arxiv_papers": {"up_to_2019": len(snapshot), "from_2020": len(recent),
+                                       "listed_twice_dropped": dropped},
+                      "econ_signal_labels": signal_counts,
                       "signal_annotator_agreement": agreement, "labels": ECON_LABELS,
                       "duplicate_annotation_lines": {k: len(v) for k, v in sorted(duplicates.items())}},
             "sources": {
@@ -249,14 +336,24 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
     return manifest
 
 
+def _counts_by_year(rows: list[dict]) -> dict:
+    """{year: {label: papers}} of arXiv rows (what the time axis has to work with, per split)."""
+    out: dict[str, Counter] = {}
+    for r in rows:
+        out.setdefault(r["created"][:4], Counter())[r["label"]] += 1
+    return {y: dict(sorted(c.items())) for y, c in sorted(out.items())}
+
+
 #: The build arguments of the published bundle; any other build gets a version suffix saying how it differs.
 CANONICAL_BUILD_ARGS = {"split": "random", "seed": DEFAULT_SEED, "n_test_papers": N_TEST_PAPERS,
-                        "n_validation_papers": N_VALIDATION_PAPERS, "n_signal_validation": N_SIGNAL_VALIDATION}
+                        "n_validation_papers": N_VALIDATION_PAPERS, "n_recent_test_papers": N_RECENT_TEST_PAPERS,
+                        "n_recent_validation_papers": N_RECENT_VALIDATION_PAPERS,
+                        "n_signal_validation": N_SIGNAL_VALIDATION}
 
 
 def bundle_version_for(build_args: dict) -> str:
-    """``BUNDLE_VERSION`` for the canonical build; otherwise suffixed (``1.0-temporal``, ``1.0-seed99``,
-    ``1.0-sizes``), so that a bundle whose test split differs never passes for the published one."""
+    """``BUNDLE_VERSION`` for the canonical build; otherwise suffixed (``2.0-temporal``, ``2.0-seed99``,
+    ``2.0-sizes``), so that a bundle whose test split differs never passes for the published one."""
     parts = [BUNDLE_VERSION]
     if build_args["split"] != "random":
         parts.append(build_args["split"])
@@ -381,6 +478,50 @@ def verify_bundle(bundle: Path) -> dict:
     return manifest
 
 
+def data_card_tables(manifest: dict) -> str:
+    """The data card's tables from a bundle MANIFEST: rows per task folder and split, and the arXiv papers
+    per year and class (all splits, and test)."""
+    files = manifest["files"]
+    lines = [f"Bundle {manifest['bundle_version']}.", "", "| task folder | train | validation | test |",
+             "|---|---:|---:|---:|"]
+    for task in TASK_DIRS:
+        lines.append(f"| `{task}` | " + " | ".join(f"{files[f'{task}/{s}.jsonl']['rows']:,}" for s in SPLITS) + " |")
+    by_year = manifest["stats"]["econ_classify_by_year"]
+    years = sorted({y for s in SPLITS for y in by_year[s]})
+    labels = manifest["stats"]["labels"]
+    lines += ["", "arXiv econ papers (`econ_classify`; q-fin.EC counted as econ.GN) by year of creation:", "",
+              "| year | " + " | ".join(labels) + " | all | of which test | validation |",
+              "|---|" + "---:|" * (len(labels) + 3)]
+    for y in years:
+        counts = [sum(by_year[s].get(y, {}).get(lab, 0) for s in SPLITS) for lab in labels]
+        test = sum(by_year["test"].get(y, {}).values())
+        val = sum(by_year["validation"].get(y, {}).values())
+        lines.append(f"| {y} | " + " | ".join(f"{c:,}" for c in counts) + f" | {sum(counts):,} | {test} | {val} |")
+    totals = [sum(by_year[s].get(y, {}).get(lab, 0) for s in SPLITS for y in years) for lab in labels]
+    test_total = sum(sum(v.values()) for v in by_year["test"].values())
+    val_total = sum(sum(v.values()) for v in by_year["validation"].values())
+    lines.append("| all | " + " | ".join(f"{c:,}" for c in totals) + f" | {sum(totals):,} | {test_total} | {val_total} |")
+    papers = manifest["stats"].get("arxiv_papers", {})
+    if papers:
+        lines += ["", f"Sources: {papers['up_to_2019']:,} unique papers up to 2019 (econ and q-fin), "
+                      f"{papers['from_2020']:,} econ papers from 2020–2024 after dropping "
+                      f"{len(papers['listed_twice_dropped'])} listed twice "
+                      f"({', '.join(papers['listed_twice_dropped']) or 'none'})."]
+    return "\n".join(lines)
+
+
+def _cmd_data_card(args) -> int:
+    from ..readme_blocks import DATA_CARD_COMMAND, replace_block
+
+    manifest = verify_bundle(Path(args.bundle))
+    tables = data_card_tables(manifest)
+    if args.readme:
+        changed = replace_block(Path(args.readme), "data-card", DATA_CARD_COMMAND, tables)
+        print(f"{args.readme}: data card {'updated' if changed else 'already current'}")
+    print(tables)
+    return 0
+
+
 def _cmd_data_build(args) -> int:
     manifest = build_bundle(Path(args.raw), Path(args.annotations), Path(args.out), split=args.split, seed=args.seed)
     print(f"\n{'file':<36}{'rows':>8}")
@@ -409,9 +550,14 @@ def add_cli(sub) -> None:
                    help="annotations (default: %(default)s; env ECON_EVAL_ANNOTATIONS)")
     b.add_argument("--out", default=str(config.data_dir()), help="bundle folder (default: %(default)s; env ECON_EVAL_DATA)")
     b.add_argument("--split", choices=["random", "temporal"], default="random",
-                   help="random: stratified 350-paper test set; temporal: the newest 350 papers (default: %(default)s)")
+                   help="random: 1.0's stratified 350-paper test set + 350 papers from 2020-2024 (70 a year); "
+                        "temporal: the newest 700 papers (default: %(default)s)")
     b.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="split seed (default: %(default)s)")
     b.set_defaults(func=_cmd_data_build)
+    c = data.add_parser("card", help="print the data card's tables (rows per split, papers per year and class)")
+    c.add_argument("--bundle", default=str(config.data_dir()))
+    c.add_argument("--readme", help="also write them into this README's data-card block")
+    c.set_defaults(func=_cmd_data_card)
     v = data.add_parser("verify", help="check a bundle's files against its MANIFEST.json")
     v.add_argument("--bundle", default=str(config.data_dir()))
     v.set_defaults(func=_cmd_data_verify)

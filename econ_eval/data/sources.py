@@ -31,6 +31,8 @@ MMLU_UNANSWERABLE_PREFIX = "For Question below use the following information for
 REQUIRED_SOURCES = {
     "arxiv_econ_qfin": ("econ.*.tsv.xz and q-fin.*.tsv.xz (12 files)",
                         "staeiou/arxiv_archive, processed_data/20200101/per_category/ (Zenodo doi:10.5281/zenodo.1463242)"),
+    "arxiv_econ_2020_2024": ("arxiv_econ_2020.csv.gz .. arxiv_econ_2024.csv.gz",
+                             "stat163-2026/datasets @ 97489e1, arxiv/ (Kaggle Cornell-University/arxiv metadata, CC0)"),
     "reuters21578": ("reut2-000.sgm .. reut2-021.sgm",
                      "Reuters-21578, Distribution 1.0 (D. Lewis), the original SGML files"),
     "mmlu_econ": ("{dev,val,test}/{econometrics,high_school_macroeconomics,high_school_microeconomics}_*.csv",
@@ -135,6 +137,72 @@ def load_arxiv(raw: Path) -> dict[str, Paper]:
             papers[pid] = Paper(pid, title, abstract, row.primary_cat.strip(),
                                 tuple(c.strip() for c in row.categories.split(",") if c.strip()),
                                 row.created.strip())
+    return dict(sorted(papers.items()))
+
+
+RECENT_ARXIV_YEARS = range(2020, 2025)
+RECENT_ARXIV_FIELDS = ["id", "submitted_date", "categories", "title", "abstract"]
+_NEW_STYLE_ID = re.compile(r"^\d{4}\.\d{4,5}$")
+_DATE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+
+
+def read_recent_arxiv_file(path: Path) -> list[Paper]:
+    """The papers of one ``arxiv_econ_<YEAR>.csv.gz`` (comma-separated, header row, one paper a row).
+
+    Normalised to the 2019 snapshot's :class:`Paper`: ``submitted_date`` is ``created``, the first of the
+    space-separated ``categories`` is the primary. Every bad row is an error naming file, line and field.
+    """
+    import csv
+    import gzip
+
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [f for f in RECENT_ARXIV_FIELDS if f not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {missing} in the header row; expected "
+                                f"{', '.join(RECENT_ARXIV_FIELDS)} (see raw/arxiv_econ_2020_2024/SOURCE.md)")
+            out = []
+            for row in reader:
+                out.append(_recent_paper(path, reader.line_num, row))
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read as gzip-compressed UTF-8 CSV ({exc}); re-copy the file") from exc
+    return out
+
+
+def _recent_paper(path: Path, line: int, row: dict) -> Paper:
+    where = f"{path}:{line}"
+    if None in row or any(row.get(f) is None for f in RECENT_ARXIV_FIELDS):
+        raise DataError(f"{where}: wrong number of columns (a quote or comma out of place); fix the row")
+    pid = row["id"].strip()
+    if not _NEW_STYLE_ID.match(pid):
+        raise DataError(f"{where}: field 'id' must be a new-style arXiv id YYMM.NNNNN, got {row['id']!r}")
+    date = row["submitted_date"].strip()
+    if not _DATE.match(date):
+        raise DataError(f"{where}: field 'submitted_date' must be a date YYYY-MM-DD, got {row['submitted_date']!r}")
+    categories = tuple(row["categories"].split())
+    if not categories or not categories[0].startswith("econ."):
+        raise DataError(f"{where}: field 'categories' must start with the econ.* primary category, "
+                        f"got {row['categories']!r}")
+    title, abstract = clean_arxiv_text(row["title"]), clean_arxiv_text(row["abstract"])
+    for name, value in (("title", title), ("abstract", abstract)):
+        if not value:
+            raise DataError(f"{where}: field {name!r} is empty (paper {pid}); drop the row or restore the text")
+    return Paper(pid, title, abstract, categories[0], categories, date)
+
+
+def load_arxiv_recent(raw: Path) -> dict[str, Paper]:
+    """The econ-primary papers created 2020–2024 (``raw/arxiv_econ_2020_2024``), keyed by id (sorted).
+
+    A paper id listed twice is an error unless both rows are the same paper (then it is kept once).
+    """
+    papers: dict[str, Paper] = {}
+    for year in RECENT_ARXIV_YEARS:
+        path = _require(raw / "arxiv_econ_2020_2024" / f"arxiv_econ_{year}.csv.gz")
+        for paper in read_recent_arxiv_file(path):
+            if paper.paper_id in papers and papers[paper.paper_id] != paper:
+                raise DataError(f"{path}: paper {paper.paper_id} appears twice with different fields; keep one row")
+            papers[paper.paper_id] = paper
     return dict(sorted(papers.items()))
 
 
