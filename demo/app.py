@@ -214,12 +214,15 @@ def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: i
                           api_name="ask_documents")
 
         with gr.Tab("Leaderboard"):
-            gr.Markdown("Headline score per task (titles/QA ROUGE-L, classify macro F1, signal F1, MMLU acc) and the "
-                        "average normalised against random guessing, from `results/leaderboard.json`."
+            gr.Markdown("Headline score per task (titles/QA ROUGE-L, classify macro F1, signal F1, MMLU acc) with its "
+                        "95% interval in brackets: systems whose intervals overlap are not clearly distinguishable. "
+                        "Ranked by the average normalised against random guessing over the tasks every system has "
+                        "(`common_average`); `normalised_average` covers all of a system's tasks. From "
+                        "`results/leaderboard.json`."
                         + (f"\n\n**{board_note}**" if board_note else ""))
             with gr.Row():
                 query = gr.Textbox(label="Filter (system or method)")
-                sort_by = gr.Dropdown(space.LEADERBOARD_COLUMNS, value="normalised_average", label="Sort by")
+                sort_by = gr.Dropdown(space.LEADERBOARD_COLUMNS, value="rank", label="Sort by")
             table = gr.Dataframe(value=space.filter_rows(all_rows), headers=space.LEADERBOARD_COLUMNS,
                                  interactive=False, wrap=True)
             query.change(leaderboard, [query, sort_by], table, api_name="leaderboard")

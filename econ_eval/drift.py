@@ -28,13 +28,14 @@ import numpy as np
 
 from . import config, run_folder, tasks
 from .io import DataError, atomic_write_json, read_json, read_jsonl
-from .metrics import CORPUS_METRICS
+from .metrics import BOOTSTRAP_ITERS, CORPUS_METRICS
 
 DEFAULT_CUTOFF = "2020-01"
 #: Near-exact reproduction of a title: normalised similarity at least this (difflib ratio).
 NEAR_EXACT = 0.9
 DRIFT_SEED = config.DEFAULT_SEED
-N_RESAMPLES = 1000
+#: bootstrap resamples and permutations (the metrics module's default; ECON_EVAL_BOOTSTRAP_ITERS overrides)
+N_RESAMPLES = BOOTSTRAP_ITERS
 
 
 def arxiv_tasks() -> list[str]:
@@ -56,6 +57,14 @@ def _metric_item(sample: dict, metric: str, spec: tasks.TaskSpec):
     if metric == "acc":
         return float(str(gold) == str(pred))
     return None
+
+
+def drift_metrics(spec: tasks.TaskSpec, sample: dict) -> list[str]:
+    """The metrics a drift report resamples: the headline, and the task's other metrics that are means of
+    per-document values (corpus metrics such as MCC or BLEU cost a full recomputation per resample; the
+    run's results file has them for the whole test set)."""
+    available = [m for m in spec.metrics if _metric_item(sample, m, spec) is not None]
+    return [m for i, m in enumerate(available) if i == 0 or m not in CORPUS_METRICS]
 
 
 def aggregate(metric: str, items: Sequence) -> float:
@@ -174,7 +183,7 @@ def drift_report(run_dir: Path, *, cutoff: str = DEFAULT_CUTOFF, by: str = "year
         spec = tasks.task(name)
         log(f"  {name}: {path.name}")
         dated = _dated_samples(path, bundle)
-        metrics = [m for m in spec.metrics if any(_metric_item(s, m, spec) is not None for _, s in dated[:1])]
+        metrics = drift_metrics(spec, dated[0][1] if dated else {})
         items = {m: [(c, _metric_item(s, m, spec)) for c, s in dated] for m in metrics}
         if name == "econ_titles":
             for key in ("exact_title_rate", "near_exact_title_rate"):

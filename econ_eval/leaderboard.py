@@ -78,13 +78,16 @@ def _params(base_model: str | None) -> str | None:
     return {DEFAULT_MODEL: "135M"}.get(base_model or "", None)
 
 
-#: test-label counts of bundle 1.0 (MANIFEST stats), fixed so that rebuilds need no built bundle
-CLASSIFY_TEST_COUNTS = {"econ.EM": 138, "econ.GN": 168, "econ.TH": 44}
+#: test-label counts of the published bundle (MANIFEST stats; a test compares them with a real build),
+#: fixed so that rebuilds need no built bundle
+CLASSIFY_TEST_COUNTS = {"econ.EM": 246, "econ.GN": 329, "econ.TH": 125}
 SIGNAL_TEST_COUNTS = {"0": 669, "1": 81}
+#: z of a two-sided 95% normal interval: headline scores are shown as score ± Z95 * bootstrap/lm-eval stderr
+Z95 = 1.959964
 
 
 def random_baseline(task: str) -> float:
-    """Expected headline score of uniform random guessing on bundle 1.0's test sets (0 for generation)."""
+    """Expected headline score of uniform random guessing on the published test sets (0 for generation)."""
     counts = {"econ_classify": CLASSIFY_TEST_COUNTS, "econ_signal": SIGNAL_TEST_COUNTS}
     spec = tasks.task(task)
     return spec.random_headline(counts.get(spec.bundle_task))
@@ -120,7 +123,7 @@ def leaderboard_rows(root: Path, expected: "Expected | None" = None, skipped: li
         info = _system_info(folder, results, path)
         bundle = {results["configs"][t]["metadata"].get("bundle_version") for t in results.get("configs", {})
                   if "metadata" in results["configs"][t]}
-        row_metrics, normalised = {}, []
+        row_metrics, normalised, intervals = {}, {}, {}
         for task in HEADLINE:
             if task not in results.get("results", {}):
                 continue
@@ -129,15 +132,43 @@ def leaderboard_rows(root: Path, expected: "Expected | None" = None, skipped: li
             head = vals.get(HEADLINE[task][0])
             if head is not None:
                 base = random_baseline(task)
-                normalised.append((head - base) / (1 - base))
+                normalised[task] = (head - base) / (1 - base)
+                se = _stderr(results, task, HEADLINE[task][0])
+                if se is not None and math.isfinite(se):
+                    # headline metrics are shares in [0, 1]: the normal interval is clipped to that range
+                    intervals[task] = [round(max(head - Z95 * se, 0.0), 4), round(min(head + Z95 * se, 1.0), 4)]
         rows.append({**info, "bundle_version": sorted(b for b in bundle if b)[0] if any(bundle) else None,
-                     "metrics": row_metrics,
-                     "normalised_average": round(sum(normalised) / len(normalised), 4) if normalised else None,
+                     "metrics": row_metrics, "headline_ci95": intervals, "_normalised": normalised,
+                     "normalised_average": round(sum(normalised.values()) / len(normalised), 4) if normalised else None,
                      "tasks_scored": len(normalised),
                      "results_file": str(path.relative_to(root)),
                      "date": _run_date(results, path)})
-    rows.sort(key=lambda r: (-(r["normalised_average"] or -9), r["system"]))
+    return rank(rows)
+
+
+def rank(rows: list[dict]) -> list[dict]:
+    """Rank rows by the normalised average over the tasks they ALL have (``common_average``), so a system
+    scored on 2 tasks is not ranked against one scored on 5 by different averages; ties by the all-task
+    average, then name. Each row gets ``rank`` and ``common_average``; the task set is ``common_tasks_of``."""
+    common = common_tasks_of(rows)
+    for r in rows:
+        norm = r.pop("_normalised")
+        r["common_average"] = round(sum(norm[t] for t in common) / len(common), 4) if common else None
+    rows.sort(key=lambda r: (-(r["common_average"] if r["common_average"] is not None else -9),
+                             -(r["normalised_average"] if r["normalised_average"] is not None else -9), r["system"]))
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
     return rows
+
+
+def _stderr(results: dict, task: str, metric: str) -> float | None:
+    """The standard error lm-eval (or a baseline) reports for ``metric`` of ``task`` (bootstrap for corpus
+    metrics), or None when there is none (lm-eval writes "N/A")."""
+    row = results.get("results", {}).get(task, {})
+    for key, value in row.items():
+        if key.split(",")[0] == f"{metric}_stderr" and isinstance(value, (int, float)):
+            return float(value)
+    return None
 
 
 def _task_metric_names(results: dict, task: str) -> list[str]:
@@ -154,34 +185,57 @@ def _run_date(results: dict, path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- outputs
+def headline_cell(row: dict, task: str) -> str:
+    """A leaderboard row's headline score of ``task`` with its 95% interval, e.g. ``0.792 [0.761, 0.823]``."""
+    v = row["metrics"].get(task, {}).get(HEADLINE[task][0])
+    if v is None:
+        return "–"
+    ci = row.get("headline_ci95", {}).get(task)
+    return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
+
+
 def to_markdown(rows: list[dict]) -> str:
-    head = ["#", "system", "method"] + [HEADLINE[t][1] for t in HEADLINE] + ["normalised avg", "tasks"]
+    """The leaderboard table (rank on the tasks every system has; each headline with its 95% interval)."""
+    common = common_tasks_of(rows)
+    head = ["#", "system", "method"] + [HEADLINE[t][1] for t in HEADLINE] + \
+        [f"avg ({len(common)} common tasks)", "avg (all tasks)", "tasks"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for i, r in enumerate(rows, 1):
-        cells = [str(i), r["system"], r["method"]]
-        for t, (m, _) in HEADLINE.items():
-            v = r["metrics"].get(t, {}).get(m)
-            cells.append(f"{v:.4f}" if v is not None else "–")
-        cells += [f"{r['normalised_average']:.4f}" if r["normalised_average"] is not None else "–",
+    for r in rows:
+        cells = [str(r["rank"]), r["system"], r["method"]] + [headline_cell(r, t) for t in HEADLINE]
+        cells += [f"{r['common_average']:.4f}" if r.get("common_average") is not None else "–",
+                  f"{r['normalised_average']:.4f}" if r["normalised_average"] is not None else "–",
                   str(r["tasks_scored"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("Normalised avg: mean over the scored tasks of (score − random) / (1 − random), where random is "
-                 "the expected score of uniform guessing (0 for generation tasks), as the Open LLM Leaderboard v2 "
-                 "normalises (FinBen averages raw scores). "
-                 "Baselines cover classify and signal only.")
+    names = ", ".join(HEADLINE[t][1] for t in common) or "none"
+    lines.append(f"Ranked by the normalised average over the tasks every system was scored on ({names}): "
+                 "(score − random) / (1 − random), where random is the expected score of uniform guessing (0 for "
+                 "generation tasks), the Open LLM Leaderboard v2's normalisation (FinBen averages raw scores). "
+                 "`avg (all tasks)` averages every task a system has (baselines cover classify and signal only). "
+                 "Brackets: 95% interval of each headline score (± 1.96 bootstrap standard errors); systems whose "
+                 "intervals overlap are not clearly distinguishable on that task.")
     return "\n".join(lines) + "\n"
+
+
+def common_tasks_of(rows: list[dict]) -> list[str]:
+    """The common task set of ranked rows (those with a headline for every row)."""
+    return [t for t in HEADLINE if rows and all(HEADLINE[t][0] in r["metrics"].get(t, {}) for r in rows)]
 
 
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = [f"{t}.{m}" for t, (m, _) in HEADLINE.items()]
-    w.writerow(["system", "method", "base_model", "adapter", "bundle_version"] + cols + ["normalised_average"])
+    cis = [f"{t}.{m}.ci95_{end}" for t, (m, _) in HEADLINE.items() for end in ("low", "high")]
+    w.writerow(["rank", "system", "method", "base_model", "adapter", "bundle_version"] + cols + cis
+               + ["common_average", "normalised_average"])
     for r in rows:
-        w.writerow([r["system"], r["method"], r["base_model"] or "", r["adapter"] or "", r["bundle_version"] or ""]
-                   + [r["metrics"].get(t, {}).get(m, "") for t, (m, _) in HEADLINE.items()]
-                   + [r["normalised_average"] if r["normalised_average"] is not None else ""])
+        ci = [(r.get("headline_ci95", {}).get(t) or ["", ""])[k] for t in HEADLINE for k in (0, 1)]
+        w.writerow([r["rank"], r["system"], r["method"], r["base_model"] or "", r["adapter"] or "",
+                    r["bundle_version"] or ""]
+                   + [r["metrics"].get(t, {}).get(m, "") for t, (m, _) in HEADLINE.items()] + ci
+                   + [r["common_average"] if r.get("common_average") is not None else "",
+                      r["normalised_average"] if r["normalised_average"] is not None else ""])
     return buf.getvalue()
 
 
@@ -197,7 +251,11 @@ def _plot_bars(rows: list[dict], path: Path) -> None:
     for ax, task in zip(axes, tasks):
         m, title = HEADLINE[task]
         vals = [r["metrics"].get(task, {}).get(m, math.nan) for r in rows]
-        ax.barh(range(len(rows)), [0 if math.isnan(v) else v for v in vals],
+        cis = [r.get("headline_ci95", {}).get(task) for r in rows]
+        err = [[0 if not ci or math.isnan(v) else v - ci[0] for v, ci in zip(vals, cis)],
+               [0 if not ci or math.isnan(v) else ci[1] - v for v, ci in zip(vals, cis)]]
+        ax.barh(range(len(rows)), [0 if math.isnan(v) else v for v in vals], xerr=err,
+                error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"},
                 color=["#4c72b0" if r["method"] != "baseline" else "#999999" for r in rows])
         for y, v in enumerate(vals):
             ax.text(0.01, y, "–" if math.isnan(v) else f"{v:.3f}", va="center", fontsize=7)
@@ -206,7 +264,7 @@ def _plot_bars(rows: list[dict], path: Path) -> None:
         ax.set_xlim(0, 1)
     axes[0].set_yticks(range(len(rows)), names, fontsize=8)
     axes[0].invert_yaxis()
-    fig.suptitle("econ-eval leaderboard (red dashed line: random guessing)", fontsize=10)
+    fig.suptitle("econ-eval leaderboard (whiskers: 95% interval; red dashed line: random guessing)", fontsize=10)
     fig.tight_layout()
     _save_png(fig, path)
 
@@ -278,23 +336,6 @@ def _plot_confusions(root: Path, rows: list[dict], out_dir: Path) -> list[Path]:
     return written
 
 
-README_START = "<!-- leaderboard:start (generated by `econ-eval leaderboard build --readme README.md`) -->"
-README_END = "<!-- leaderboard:end -->"
-
-
-def update_readme(readme: Path, root: Path) -> bool:
-    """Put ``root/leaderboard.md`` between the README's leaderboard markers; return True if it changed."""
-    text = readme.read_text(encoding="utf-8")
-    if README_START not in text or README_END not in text:
-        raise DataError(f"{readme}: no leaderboard markers; add the lines\n{README_START}\n{README_END}")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    new = f"{head}{README_START}\n{(root / 'leaderboard.md').read_text(encoding='utf-8')}{README_END}{tail}"
-    if new != text:
-        atomic_write_text(readme, new)
-    return new != text
-
-
 def build(root: Path | None = None, bundle: Path | None = None, log=print) -> dict:
     """Write ``leaderboard.{json,md,csv}`` and plots under ``root``; return the JSON document.
 
@@ -308,7 +349,8 @@ def build(root: Path | None = None, bundle: Path | None = None, log=print) -> di
     for s in skipped:
         log(f"skipped {s['system']}/{s['results_file']}: " + "; ".join(s["problems"]))
     doc = {"updated": max((r["date"] for r in rows), default=""), "bundle_version": expected.bundle_version,
-           "headline_metrics": {t: m for t, (m, _) in HEADLINE.items()}, "rows": rows, "skipped": skipped}
+           "headline_metrics": {t: m for t, (m, _) in HEADLINE.items()}, "ranked_on": common_tasks_of(rows),
+           "interval": "95%: headline ± 1.96 standard errors", "rows": rows, "skipped": skipped}
     atomic_write_json(root / "leaderboard.json", doc)
     atomic_write_text(root / "leaderboard.md", to_markdown(rows))
     atomic_write_text(root / "leaderboard.csv", to_csv(rows))
@@ -455,8 +497,10 @@ def _cmd_leaderboard_build(args) -> int:
     doc = build(Path(args.results) if args.results else None, Path(args.bundle) if args.bundle else None)
     root = Path(args.results) if args.results else config.results_dir()
     if args.readme:
-        changed = update_readme(Path(args.readme), root)
-        print(f"{args.readme}: leaderboard table {'updated' if changed else 'already current'}")
+        from .readme_blocks import update_results_blocks
+
+        changed = update_results_blocks(Path(args.readme), root)
+        print(f"{args.readme}: " + (f"updated {', '.join(changed)}" if changed else "tables already current"))
     print((root / "leaderboard.md").read_text())
     print(f"{len(doc['rows'])} systems -> {root}/leaderboard.{{json,md,csv}}, plots in {root}/plots/"
           + (f"; {len(doc['skipped'])} run(s) refused and skipped (listed above and in leaderboard.json)"

@@ -32,12 +32,12 @@ def test_all_baselines_on_tiny_bundle(tiny_bundle, tmp_path):
     for name, path in written.items():
         doc = json.loads(path.read_text())
         assert doc["config"]["model"] == "econ-eval-baseline" and doc["config"]["limit"] is None
-        assert doc["n-samples"]["econ_classify"]["effective"] == 9
+        assert doc["n-samples"]["econ_classify"]["effective"] == 14
         assert doc["n-samples"]["econ_signal"]["effective"] == 22
         for task in ("econ_classify", "econ_signal"):
             assert 0.0 <= doc["results"][task]["score,none"] <= 1.0
             meta = doc["configs"][task]["metadata"]
-            assert meta["bundle_version"] == "1.0-sizes"  # the tiny bundle's sizes are not the published ones
+            assert meta["bundle_version"] == "2.0-sizes"  # the tiny bundle's sizes are not the published ones
             assert len(meta["test_sha256"]) == 64  # which test documents were scored
         samples = list(path.parent.glob("samples_econ_classify_*.jsonl"))
         assert len(samples) == 1
@@ -70,7 +70,7 @@ def _bundle_dir(task):
     return {"econ_classify_gen": "econ_classify", "econ_signal_gen": "econ_signal"}.get(task, task)
 
 
-def _fake_llm_run(folder, *, limit=None, bundle="1.0", tasks=SUITE_TASKS, version=1.0, stamp="2026-01-01T00-00-00.000001",
+def _fake_llm_run(folder, *, limit=None, bundle="2.0", tasks=SUITE_TASKS, version=1.0, stamp="2026-01-01T00-00-00.000001",
                   value=0.5, fingerprints=None):
     """An lm-eval results file as `lm_eval` writes it for our tasks (fingerprints: the published bundle's)."""
     from econ_eval.data.build import published_fingerprints
@@ -194,7 +194,7 @@ def test_build_is_deterministic_and_ranks(tiny_bundle, tmp_path):
     assert systems.index("good-model") < systems.index("weak-model")
     assert "smoke" not in systems and "baseline:logistic_regression" in systems
     row = next(r for r in doc["rows"] if r["system"] == "good-model")
-    assert row["metrics"]["econ_classify"]["macro_f1"] == 0.8 and row["bundle_version"] == "1.0-sizes"
+    assert row["metrics"]["econ_classify"]["macro_f1"] == 0.8 and row["bundle_version"] == "2.0-sizes"
     assert set(row) >= {"system", "base_model", "adapter", "method", "params", "bundle_version", "metrics"}
     assert doc["updated"].startswith("2026")  # newest run, not the build time
     assert (root / "plots" / "leaderboard.png").stat().st_size > 1000
@@ -256,15 +256,51 @@ def test_random_baseline_counts_match_the_bundle(real_bundle):
     assert manifest["stats"]["econ_signal_labels"]["test"] == leaderboard.SIGNAL_TEST_COUNTS
 
 
-def test_readme_leaderboard_is_generated_from_results(tmp_path):
-    """The README's table is `results/leaderboard.md` (docs cannot drift from the data: the LoRA+ row was missing)."""
+def test_readme_tables_are_generated_from_results(tmp_path):
+    """The README's leaderboard, results and drift tables are what `leaderboard build --readme` makes from
+    results/ (docs cannot drift from the data: the LoRA+ row was missing once)."""
+    from econ_eval import readme_blocks
+
     readme = (REPO / "README.md").read_text()
-    block = readme.split(leaderboard.README_START, 1)[1].split(leaderboard.README_END, 1)[0]
-    assert block.strip() == (REPO / "results" / "leaderboard.md").read_text().strip()
+    blocks = readme_blocks.results_blocks(REPO / "results")
+    assert set(blocks) == {"leaderboard", "results", "drift"}
+    for name, content in blocks.items():
+        assert readme_blocks.read_block(readme, name).strip() == content.strip(), name
+    assert "smollm2-135m-loraplus" in blocks["results"] and "econ_titles" in blocks["drift"]
     copy = tmp_path / "README.md"
-    copy.write_text(f"intro\n{leaderboard.README_START}\nstale\n{leaderboard.README_END}\noutro\n")
-    assert leaderboard.update_readme(copy, REPO / "results") and not leaderboard.update_readme(copy, REPO / "results")
-    assert "smollm2-135m-loraplus" in copy.read_text() and copy.read_text().endswith("outro\n")
+    cmd = readme_blocks.LEADERBOARD_COMMAND
+    copy.write_text("intro\n" + "".join(f"{readme_blocks.start_marker(n, cmd)}\nstale\n{readme_blocks.end_marker(n)}\n"
+                                        for n in blocks) + "outro\n")
+    assert readme_blocks.update_results_blocks(copy, REPO / "results") == list(blocks)
+    assert readme_blocks.update_results_blocks(copy, REPO / "results") == []
+    assert "stale" not in copy.read_text() and copy.read_text().endswith("outro\n")
     (tmp_path / "plain.md").write_text("no markers\n")
     with pytest.raises(leaderboard.DataError, match="no leaderboard markers"):
-        leaderboard.update_readme(tmp_path / "plain.md", REPO / "results")
+        readme_blocks.update_results_blocks(tmp_path / "plain.md", REPO / "results")
+
+
+def test_ranking_is_on_the_tasks_every_system_has_and_shows_intervals(tmp_path):
+    """Issue #14: a baseline scored on 2 tasks was ranked by its 2-task average against LLMs' 5-task averages;
+    now every system is ranked on the common tasks, and each headline comes with its 95% interval."""
+    root = tmp_path / "results"
+    llm = _fake_llm_run(root / "llm", value=0.5)
+    doc = json.loads(next(llm.glob("results_*.json")).read_text())
+    for task in ("econ_titles", "econ_qa", "econ_mmlu"):  # excellent outside the common tasks ...
+        for m in ("rougeL", "acc", "score"):
+            doc["results"][task][f"{m},none"] = 0.99
+    next(llm.glob("results_*.json")).write_text(json.dumps(doc))
+    base = _fake_llm_run(root / "baselines" / "bl", value=0.7, tasks=["econ_classify", "econ_signal"])
+    doc = json.loads(next(base.glob("results_*.json")).read_text())
+    doc["config"]["model"] = "econ-eval-baseline"  # ... and a baseline better on the two it shares
+    next(base.glob("results_*.json")).write_text(json.dumps(doc))
+    rows = leaderboard.leaderboard_rows(root)
+    by_name = {r["system"]: r for r in rows}
+    assert by_name["llm"]["normalised_average"] > by_name["baseline:bl"]["normalised_average"]  # the old order
+    assert [r["system"] for r in rows] == ["baseline:bl", "llm"] and [r["rank"] for r in rows] == [1, 2]
+    assert leaderboard.common_tasks_of(rows) == ["econ_classify", "econ_signal"]
+    assert by_name["llm"]["common_average"] < by_name["baseline:bl"]["common_average"]
+    lo, hi = by_name["llm"]["headline_ci95"]["econ_classify"]
+    assert lo == pytest.approx(0.5 - 1.959964 * 0.01, abs=1e-4) and hi == pytest.approx(0.5 + 1.959964 * 0.01, abs=1e-4)
+    md = leaderboard.to_markdown(rows)
+    assert "| 1 | baseline:bl |" in md and "0.500 [0.480, 0.520]" in md and "avg (2 common tasks)" in md
+    assert "as FinBen does" not in md

@@ -90,10 +90,16 @@ def test_leaderboard_rows_filter_and_sort():
     rows = space.leaderboard_rows()
     assert rows and all(len(r) == len(space.LEADERBOARD_COLUMNS) for r in rows)
     lora = space.filter_rows(rows, "lora")
-    assert lora and all("lora" in (r[0] + r[1]).lower() for r in lora)
+    assert lora and all("lora" in (r[1] + r[2]).lower() for r in lora)
+    col = space.LEADERBOARD_COLUMNS.index("econ_classify")
     by_classify = space.filter_rows(rows, "", "econ_classify")
-    values = [r[3] for r in by_classify if r[3] is not None]
-    assert values == sorted(values, reverse=True)
+    values = [float(r[col].split()[0]) for r in by_classify if r[col] is not None]
+    assert values == sorted(values, reverse=True) and len(values) == len(rows)
+    # each score is shown with its 95% interval, which contains it
+    for r in by_classify:
+        score, lo, hi = (float(x) for x in r[col].replace("[", "").replace("]", "").replace(",", "").split())
+        assert lo <= score <= hi
+    assert [r[0] for r in space.filter_rows(rows)] == sorted(r[0] for r in rows)  # rank order by default
 
 
 # ------------------------------------------------------------------ the running app
