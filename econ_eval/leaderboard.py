@@ -24,7 +24,7 @@ from .run_folder import newest_results
 
 #: task -> (headline metric, column title): one column per task family, from the registry
 HEADLINE = {t.name: (t.headline, t.title) for t in tasks.TASKS.values() if t.on_leaderboard}
-SKIP_DIRS = {"runs", "tmp", "benchmarks", "plots"}
+SKIP_DIRS = {"runs", "tmp", "benchmarks", "plots", "archive"}  # archive: runs on older bundles
 
 
 # --------------------------------------------------------------------------- reading runs
