@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .config import DEFAULT_SEED
-from .prompts import CLASS_LABELS, INVALID
+from .prompts import INVALID, LABEL_SETS
 
 #: Corpus-level aggregation functions that get a bootstrap standard error.
 CORPUS_METRICS: dict[str, Callable] = {}
@@ -128,7 +128,12 @@ def _pairs(items):
 
 
 def _labels_for(gold) -> list:
-    return CLASS_LABELS if isinstance(gold[0], str) else sorted({0, 1} | set(g for g in gold))
+    """The label set a classification is scored against: the suite's set that holds the gold labels
+    (prompts.LABEL_SETS; an invalid answer is in none), or 0/1 (and more) for integer labels."""
+    if isinstance(gold[0], str):
+        present = set(gold)
+        return next((list(labels) for labels in LABEL_SETS if present <= set(labels)), sorted(present))
+    return sorted({0, 1} | set(g for g in gold))
 
 
 def _sklearn_metric(name: str, scorer: str, doc: str, *, positive_class: bool = False, **kwargs) -> Callable:
