@@ -239,6 +239,24 @@ def process_sentiment_gen(doc, results):
     return _classification(doc["label"], results[0], binary=False, gen=True)
 
 
+def _headline(doc, pred, *, gen: bool) -> dict:
+    gold = int(doc["label"])
+    item = (doc["label_type"], gold, pred)
+    out = {"acc": float(gold == pred), "avg_f1": item, "f1": (gold, pred), "mcc": (gold, pred),
+           "score": ("avg_f1", item)}
+    if gen:
+        out["invalid_rate"] = float(metrics.is_invalid(pred))
+    return out
+
+
+def process_headlines(doc, results):
+    return _headline(doc, _argmax(results), gen=False)
+
+
+def process_headlines_gen(doc, results):
+    return _headline(doc, results[0], gen=True)
+
+
 def process_mmlu(doc, results):
     acc = float(_argmax(results) == prompts.mmlu_gold(doc))
     return {"acc": acc, "score": ("mean", acc)}
@@ -275,3 +293,5 @@ fomc_prompt, fomc_choices, fomc_gold, fomc_target = (prompts.fomc_prompt, prompt
                                                      prompts.fomc_target)
 fpb_prompt, sentiment_choices, sentiment_gold = prompts.fpb_prompt, prompts.sentiment_choices, prompts.sentiment_gold
 sentiment_target = prompts.sentiment_target
+headlines_prompt, yes_no_gold, yes_no_target = prompts.headlines_prompt, prompts.yes_no_gold, prompts.yes_no_target
+avg_f1 = metrics.avg_f1

@@ -180,6 +180,20 @@ def mcc(items) -> float:
     return float(matthews_corrcoef([str(g) for g in gold], [str(p) for p in pred]))
 
 
+@corpus_metric
+def avg_f1(items) -> float:
+    """FinBen's Headlines score: the mean over question types of the support-weighted F1 (labels 0 and 1) of
+    the (type, gold, prediction) items of each type; an invalid answer counts as a miss."""
+    from sklearn.metrics import f1_score
+
+    by_type: dict = {}
+    for label_type, gold, pred in items:
+        by_type.setdefault(label_type, []).append((gold, pred))
+    scores = [f1_score([g for g, _ in pairs], [p if p in (0, 1) else -1 for _, p in pairs], labels=[0, 1],
+                       average="weighted", zero_division=0) for pairs in by_type.values()]
+    return float(np.mean(scores))
+
+
 def is_invalid(prediction) -> bool:
     """True when a parsed generative answer matched no label."""
     return prediction == INVALID

@@ -210,6 +210,21 @@ def parse_sentiment_answer(text: str) -> str:
     return _first_match(text, _SENTIMENT_PATTERNS)
 
 
+# ------------------------------------------------------------------ econ_headlines (yes/no per question type)
+def headlines_prompt(doc: dict) -> str:
+    return (f"Headline: {doc['text']}\n\n"
+            f"{doc['question']} This headline is about the gold market.\n"
+            "Answer Yes or No.\nAnswer:")
+
+
+def yes_no_gold(doc: dict) -> int:
+    return int(doc["label"])
+
+
+def yes_no_target(doc: dict) -> str:
+    return SIGNAL_CHOICES[yes_no_gold(doc)]
+
+
 #: every string label set of the suite: a multi-class metric scores against the set its gold labels belong to
 LABEL_SETS = (CLASS_LABELS, FOMC_LABELS, SENTIMENT_LABELS)
 

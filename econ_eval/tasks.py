@@ -150,6 +150,27 @@ def _fpb(name: str, output_type: str, **kw) -> TaskSpec:
                      labels=prompts.SENTIMENT_LABELS, names=prompts.SENTIMENT_NAMES, **kw)
 
 
+def _headline_doc(text: str, question: str = "") -> dict:
+    return {"text": text, "question": question.strip() or "Does the news headline talk about price going up?"}
+
+
+def _weighted_f1_of_coin_flips(counts: dict) -> float:
+    """Expected support-weighted F1 of guessing yes/no with equal probability (per question type: about 0.5
+    whatever the balance; FinBen's avg_f1 averages it over types)."""
+    n = sum(counts.values()) or 1
+    return sum((c / n) * 2 * (c / n) * 0.5 / (c / n + 0.5) for c in counts.values() if c) if counts else 0.5
+
+
+def _headlines(name: str, output_type: str, **kw) -> TaskSpec:
+    gen = output_type == "generate_until"
+    return TaskSpec(name=name, bundle_task="econ_headlines", output_type=output_type, prompt=prompts.headlines_prompt,
+                    target=prompts.yes_no_target, title="Headlines avg-F1",
+                    metrics=("avg_f1", "acc", "f1", "invalid_rate") if gen else ("avg_f1", "acc", "f1", "mcc"),
+                    parse=prompts.parse_signal_answer, label_field="label", labels=(0, 1),
+                    label_names=tuple(SIGNAL_CHOICES), random_score=_weighted_f1_of_coin_flips,
+                    baseline_text=lambda doc: f"{doc['question']} {doc['text']}", doc_from_text=_headline_doc, **kw)
+
+
 #: Every task, in the order tables list them.
 TASKS: dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec(name="econ_titles", bundle_task="econ_titles", output_type="generate_until",
@@ -179,6 +200,8 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
     # the finance core of FinBen: the `econfin` group (non-commercial data: CC BY-NC-SA 3.0)
     _fpb("econ_fpb", "multiple_choice", in_suite=False, trainable=True, baselines=True),
     _fpb("econ_fpb_gen", "generate_until", in_suite=False),
+    _headlines("econ_headlines", "multiple_choice", in_suite=False, trainable=True),
+    _headlines("econ_headlines_gen", "generate_until", in_suite=False),
 )}
 
 

@@ -138,6 +138,24 @@ def _write_fpb(root: Path) -> None:
         (d / f"Sentences_{name}.txt").write_bytes("".join(f"{t}@{lab}\n" for t, lab in subset).encode("latin-1"))
 
 
+HEADLINE_HEADER = ["Dates", "URL", "News", "Price Direction Up", "Price Direction Constant", "Price Direction Down",
+                   "Asset Comparision", "Past Information", "Future Information", "Price Sentiment"]
+
+
+def _write_headlines(root: Path) -> None:
+    """Gold-news headlines (tab-separated): 6 per price sentiment, plus one repeated headline."""
+    d = root / "gold_news_headlines"
+    d.mkdir(parents=True)
+    lines = ["\t".join(HEADLINE_HEADER)]
+    flags = {"positive": "1\t0\t0", "negative": "0\t0\t1", "neutral": "0\t1\t0", "none": "0\t0\t0"}
+    for sentiment in ("positive", "negative", "neutral", "none"):
+        for k in range(6):
+            lines.append(f"01-02-2016\thttp://x/{sentiment}{k}\tgold {sentiment} news {k}\t{flags[sentiment]}\t"
+                         f"{k % 2}\t1\t{int(k == 0)}\t{sentiment}")
+    lines.append(lines[1])
+    (d / "gold-dataset-sinha-khandait.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _reuters_story(newid: int, split: str, topics: str = "YES") -> str:
     return (f'<REUTERS TOPICS="{topics}" LEWISSPLIT="{split}" CGISPLIT="TRAINING-SET" OLDID="{newid + 5000}" '
             f'NEWID="{newid}">\n<DATE>26-FEB-1987 15:01:01.79</DATE>\n<TOPICS><D>acq</D></TOPICS>\n'
@@ -182,6 +200,7 @@ def make_tiny_data(root: Path) -> tuple[Path, Path]:
     _write_recent_arxiv(raw)
     _write_fomc(raw)
     _write_fpb(raw)
+    _write_headlines(raw)
     labels = _write_reuters(raw)
     _write_mmlu(raw)
     ann.mkdir(parents=True)
@@ -199,7 +218,7 @@ def make_tiny_data(root: Path) -> tuple[Path, Path]:
 
 
 TINY_SIZES = dict(n_test_papers=9, n_validation_papers=6, n_recent_test_papers=5, n_recent_validation_papers=5,
-                  n_signal_validation=8, sentence_splits={"econ_fomc": (9, 6), "econ_fpb": (6, 3)})
+                  n_signal_validation=8, sentence_splits={"econ_fomc": (9, 6), "econ_fpb": (6, 3), "econ_headlines": (8, 4)})
 
 
 @pytest.fixture

@@ -504,3 +504,27 @@ def test_real_sentence_task_counts(real_bundle):
     assert m["stats"]["sentence_tasks"]["test_labels"]["econ_fpb"] == {"negative": 121, "neutral": 576,
                                                                         "positive": 273}
     _assert_no_sentence_leak(out)
+
+
+def test_tiny_headlines_are_yes_no_questions_split_by_headline(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    rows = {s: _rows(out, "econ_headlines", s) for s in SPLITS}
+    assert [len(rows[s]) for s in ("test", "validation", "train")] == [8 * 7, 4 * 7, (24 - 12) * 7]  # repeat dropped
+    per_headline = Counter(r["headline_id"] for s in SPLITS for r in rows[s])
+    assert set(per_headline.values()) == {7}
+    ids = {s: {r["headline_id"] for r in rows[s]} for s in SPLITS}
+    assert not ids["test"] & ids["train"] and not ids["validation"] & ids["train"]
+    first = {r["label_type"]: r["label"] for r in rows["train"] + rows["test"] + rows["validation"]
+             if r["text"] == "gold positive news 0"}
+    assert first == {"price_or_not": 1, "direction_up": 1, "direction_constant": 0, "direction_down": 0,
+                     "asset_comparison": 0, "past_information": 1, "future_information": 1}
+
+
+def test_real_headlines_counts(real_bundle):
+    out, m = real_bundle
+    rows = {k: v["rows"] for k, v in m["files"].items()}
+    assert rows["econ_headlines/test.jsonl"] == 300 * 7 and rows["econ_headlines/validation.jsonl"] == 150 * 7
+    test = _rows(out, "econ_headlines", "test")
+    assert Counter(r["label_type"] for r in test) == {t: 300 for t, _ in sources.HEADLINE_QUESTIONS}

@@ -145,3 +145,24 @@ def test_multiclass_metrics_use_the_gold_labels_own_set():
     items = [("positive", "positive"), ("negative", "negative"), ("neutral", "neutral"), ("neutral", INVALID)]
     assert metrics.CORPUS_METRICS["macro_f1"](items) == pytest.approx((1 + 1 + 2 / 3) / 3)
     assert metrics.CORPUS_METRICS["macro_f1"]([("econ.EM", "econ.EM"), ("econ.GN", "econ.TH")]) == pytest.approx(1 / 3)
+
+
+def test_headlines_avg_f1_matches_finben_definition():
+    """FinBen/PIXIU's Headlines `avg_f1` (flare.py's label_avg): for each label type, scikit-learn's weighted F1
+    over labels [0, 1] of that type's answers, then the mean over types. PIXIU codes an answer as
+    int(answer != "Yes") against gold indices of ["Yes", "No"]; weighted F1 over both labels is the same
+    under that relabelling. One deliberate difference: PIXIU reads any answer that is not exactly "Yes" as
+    "No", so an unparseable answer is right whenever the gold is No; ours counts it as a miss (and in
+    `invalid_rate`), so the `_gen` score can be lower than FinBen's on the same answers. The multiple-choice
+    variant has no invalid answers, and this check covers answers that are Yes or No."""
+    import random
+
+    rng = random.Random(3)
+    types = ["direction_up", "direction_down", "past_information"]
+    items = [(rng.choice(types), g, rng.choice([0, 1, g, g])) for g in (rng.randint(0, 1) for _ in range(400))]
+    expected = []
+    for t in types:
+        gold = [1 - g for tt, g, _ in items if tt == t]  # PIXIU's coding: 0 = Yes
+        pred = [int(p != 1) for tt, _, p in items if tt == t]
+        expected.append(skm.f1_score(gold, pred, average="weighted", labels=[0, 1]))
+    assert metrics.CORPUS_METRICS["avg_f1"](items) == pytest.approx(sum(expected) / len(expected), abs=1e-12)

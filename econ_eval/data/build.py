@@ -48,7 +48,8 @@ N_RECENT_VALIDATION_PAPERS = 150
 N_SIGNAL_VALIDATION = 250
 #: sentence tasks: (test, validation) sizes. FOMC: about 20% / 10% of 2,122 sentences (the authors use
 #: 80/20 splits); FPB: FinBen's 970 test / 776 validation.
-SENTENCE_SPLITS = {"econ_fomc": (425, 212), "econ_fpb": (970, 776)}
+SENTENCE_SPLITS = {"econ_fomc": (425, 212), "econ_fpb": (970, 776), "econ_headlines": (300, 150)}
+#: (econ_headlines counts headlines: each becomes one yes/no question per label type, 7 a headline)
 
 
 def _order_key(seed: int, ident) -> str:
@@ -253,6 +254,17 @@ def split_sentences(rows: list[dict], strata: Callable[[dict], tuple], *, prefix
     return {s: sorted(v, key=lambda r: r["id"]) for s, v in out.items()}
 
 
+def headline_questions(rows: list[dict]) -> list[dict]:
+    """FinBen's framing of the gold-news headlines: one yes/no question per headline and label type."""
+    out = []
+    for r in rows:
+        for label_type, question in sources.HEADLINE_QUESTIONS:
+            out.append({"id": f"{r['id']}-{label_type}", "headline_id": r["id"], "text": r["text"],
+                        "label_type": label_type, "question": question, "label": r["labels"][label_type],
+                        "price_sentiment": r["price_sentiment"]})
+    return out
+
+
 def cohen_kappa_signal(first: list[dict], second: list[dict]) -> dict:
     """Raw agreement and Cohen's kappa between the two signal annotators on their shared stories."""
     from sklearn.metrics import cohen_kappa_score
@@ -325,7 +337,7 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
     tasks["econ_mmlu"] = {"train": sources.load_mmlu(raw, "dev"), "validation": sources.load_mmlu(raw, "val"),
                           "test": sources.load_mmlu(raw, "test")}
 
-    log("reading FOMC sentences and the Financial PhraseBank ...")
+    log("reading FOMC sentences, the Financial PhraseBank and gold-news headlines ...")
     dropped_sentences: dict[str, int] = {}
     sizes = build_args["sentence_splits"]
     tasks["econ_fomc"] = split_sentences(sources.load_fomc(raw, dropped=dropped_sentences),
@@ -334,6 +346,9 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
     tasks["econ_fpb"] = split_sentences(sources.load_fpb(raw, dropped=dropped_sentences),
                                         lambda r: (r["label"], r["agreement"]), prefix="fpb", seed=seed,
                                         n_test=sizes["econ_fpb"][0], n_val=sizes["econ_fpb"][1])
+    headlines = split_sentences(sources.load_headlines(raw), lambda r: (r["price_sentiment"],), prefix="gold",
+                                seed=seed, n_test=sizes["econ_headlines"][0], n_val=sizes["econ_headlines"][1])
+    tasks["econ_headlines"] = {s: headline_questions(rows) for s, rows in headlines.items()}
     log("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in dropped_sentences.items()))
 
     _check_no_leak(tasks)
@@ -364,7 +379,7 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
                       "sentence_tasks": {"dropped": dict(sorted(dropped_sentences.items())),
                                          "test_labels": {t: dict(sorted(Counter(r["label"] for r in
                                                                                  tasks[t]["test"]).items()))
-                                                         for t in sizes}}},
+                                                         for t in ("econ_fomc", "econ_fpb")}}},
             "sources": {
                 "raw": {d.name: _source_files(d) for d in sorted(raw.iterdir()) if d.is_dir()},
                 "annotations": _source_files(annotations),
@@ -409,7 +424,7 @@ def bundle_version_for(build_args: dict) -> str:
 
 #: The field that identifies a test document of each bundle folder (MMLU: subject + source row).
 DOC_ID_FIELDS = {"econ_titles": "paper_id", "econ_classify": "paper_id", "econ_qa": "qa_id", "econ_signal": "newid",
-                 "econ_mmlu": ("subject", "source_row"), "econ_fomc": "id", "econ_fpb": "id"}
+                 "econ_mmlu": ("subject", "source_row"), "econ_fomc": "id", "econ_fpb": "id", "econ_headlines": "id"}
 
 
 def doc_identity(task_dir: str, doc: dict) -> str:

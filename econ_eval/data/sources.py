@@ -36,6 +36,8 @@ REQUIRED_SOURCES = {
     "fomc_hawkish_dovish": ("fomc_sentences.csv", "gtfintechlab/fomc-hawkish-dovish @ 9864698 (Shah et al., ACL 2023)"),
     "financial_phrasebank": ("Sentences_50Agree.txt, Sentences_66Agree.txt, Sentences_75Agree.txt, "
                              "Sentences_AllAgree.txt", "Financial PhraseBank v1.0 (Malo et al., 2014)"),
+    "gold_news_headlines": ("gold-dataset-sinha-khandait.csv (tab-separated)",
+                            "Sinha & Khandait, arXiv:2009.04202, via aakashthapa12/Sentiment-Analysis-of-Commodity-News-Gold-NLP"),
     "reuters21578": ("reut2-000.sgm .. reut2-021.sgm",
                      "Reuters-21578, Distribution 1.0 (D. Lewis), the original SGML files"),
     "mmlu_econ": ("{dev,val,test}/{econometrics,high_school_macroeconomics,high_school_microeconomics}_*.csv",
@@ -457,3 +459,54 @@ def load_fpb(raw: Path, *, dropped: dict | None = None) -> list[dict]:
         dropped["fpb_repeated_rows"] = repeats
         dropped["fpb_conflicting_sentences"] = len(conflicting)
     return [r for t, r in rows.items() if t not in conflicting]
+
+
+# --------------------------------------------------------------------------- gold-news headlines
+#: FinBen's Headlines questions, one per label of the dataset: (label type, question, source column or rule)
+HEADLINE_QUESTIONS = (
+    ("price_or_not", "Does the news headline talk about price?"),
+    ("direction_up", "Does the news headline talk about price going up?"),
+    ("direction_constant", "Does the news headline talk about price staying constant?"),
+    ("direction_down", "Does the news headline talk about price going down?"),
+    ("past_information", "Does the news headline talk about a past event or past price?"),
+    ("future_information", "Does the news headline talk about a future event or future price?"),
+    ("asset_comparison", "Does the news headline compare gold with any other asset?"),
+)
+_HEADLINE_COLUMNS = {"direction_up": "Price Direction Up", "direction_constant": "Price Direction Constant",
+                     "direction_down": "Price Direction Down", "past_information": "Past Information",
+                     "future_information": "Future Information", "asset_comparison": "Asset Comparision"}
+HEADLINE_SENTIMENTS = ("positive", "negative", "neutral", "none")
+
+
+def load_headlines(raw: Path) -> list[dict]:
+    """Gold-commodity news headlines with their 0/1 labels per question type (``labels``) and the price
+    sentiment; one row per distinct headline (the first one)."""
+    import csv
+
+    path = _require(raw / "gold_news_headlines" / "gold-dataset-sinha-khandait.csv")
+    out, seen = [], set()
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        needed = ["News", "Price Sentiment", *_HEADLINE_COLUMNS.values()]
+        missing = [c for c in needed if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing} (the file is tab-separated; see its SOURCE.md)")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            text = _WS.sub(" ", row["News"] or "").strip()
+            if not text:
+                raise DataError(f"{where}: field 'News' is empty")
+            sentiment = (row["Price Sentiment"] or "").strip()
+            if sentiment not in HEADLINE_SENTIMENTS:
+                raise DataError(f"{where}: field 'Price Sentiment' must be one of {list(HEADLINE_SENTIMENTS)}, "
+                                f"got {row['Price Sentiment']!r}")
+            labels = {"price_or_not": int(sentiment != "none")}
+            for key, column in _HEADLINE_COLUMNS.items():
+                if row[column] not in ("0", "1"):
+                    raise DataError(f"{where}: field {column!r} must be 0 or 1, got {row[column]!r}")
+                labels[key] = int(row[column])
+            if text.lower() in seen:
+                continue
+            seen.add(text.lower())
+            out.append({"text": text, "price_sentiment": sentiment, "labels": labels})
+    return out

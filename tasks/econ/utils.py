@@ -12,5 +12,5 @@ from econ_eval.lm_tasks import (  # noqa: F401  (names the YAMLs use)
     signal_label_filter, signal_prompt, signal_target, titles_prompt, titles_target, weighted_f1,
     fomc_choices, fomc_gold, fomc_label_filter, fomc_prompt, fomc_target, fpb_prompt, process_fomc, process_fomc_gen,
     process_sentiment, process_sentiment_gen, sentiment_choices, sentiment_gold, sentiment_label_filter,
-    sentiment_target,
+    sentiment_target, avg_f1, headlines_prompt, process_headlines, process_headlines_gen, yes_no_gold, yes_no_target,
 )
