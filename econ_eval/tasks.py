@@ -195,10 +195,12 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
              target=prompts.qa_target, title="RAG QA ROUGE-L", metrics=("rougeL", "token_f1", "hit_rate"),
              in_suite=False, judge_metrics=("qa_correctness",), ragas=True),
     # FOMC stance joins the `econ` group once the published systems are scored on it (issue 15)
-    _fomc("econ_fomc", "multiple_choice", in_suite=False, trainable=True, baselines=True),
+    _fomc("econ_fomc", "multiple_choice", in_suite=False, trainable=True, baselines=True,
+          demo_label="Monetary-policy stance"),
     _fomc("econ_fomc_gen", "generate_until", in_suite=False),
     # the finance core of FinBen: the `econfin` group (non-commercial data: CC BY-NC-SA 3.0)
-    _fpb("econ_fpb", "multiple_choice", in_suite=False, trainable=True, baselines=True),
+    _fpb("econ_fpb", "multiple_choice", in_suite=False, trainable=True, baselines=True,
+         demo_label="Financial sentiment"),
     _fpb("econ_fpb_gen", "generate_until", in_suite=False),
     _headlines("econ_headlines", "multiple_choice", in_suite=False, trainable=True),
     _headlines("econ_headlines_gen", "generate_until", in_suite=False),
