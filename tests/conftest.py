@@ -226,6 +226,17 @@ def tiny_data(tmp_path):
     return make_tiny_data(tmp_path / "shared")
 
 
+@pytest.fixture
+def tiny_bundle(tiny_data, tmp_path):
+    """A bundle built from the tiny raw tree (every task folder, a few rows each)."""
+    from econ_eval.data.build import build_bundle
+
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    return out
+
+
 @pytest.fixture(scope="session")
 def real_bundle(tmp_path_factory):
     """The bundle built from the real shared data (built once per test session)."""
