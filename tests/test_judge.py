@@ -441,3 +441,78 @@ def test_judge_records_a_failed_calibration_and_warns(llama, run_dir, tmp_path, 
     report = _only_report(run_dir)
     assert report["trusted"] is False and report["calibration"]["auc"] == 0.55
     assert report["calls_made"] == 1  # the calibration was found, not re-run
+
+
+# ------------------------------------------------------------------ pairwise (#16)
+def test_pairwise_verdicts_count_only_when_both_orders_agree():
+    from econ_eval.judge.pairwise import combine, win_rate_interval
+
+    assert combine("A", "B") == "win" and combine("B", "A") == "loss" and combine("tie", "tie") == "tie"
+    assert combine("A", "A") == "inconsistent"  # position bias: "whoever is first wins" is no verdict
+    assert combine("tie", "B") == "inconsistent" and combine(None, "A") == "missing"
+    w = win_rate_interval(["win", "win", "tie", "loss", "inconsistent", "missing"])
+    assert w["win_rate"] == pytest.approx((1 + 1 + 0.5 + 0) / 4) and w["ci95"][0] <= w["win_rate"] <= w["ci95"][1]
+
+
+def test_bradley_terry_orders_systems_by_their_games():
+    from econ_eval.judge.pairwise import bradley_terry
+
+    games = [(0, 1, 1.0)] * 8 + [(0, 1, 0.0)] * 2 + [(1, 2, 1.0)] * 8 + [(1, 2, 0.0)] * 2 + [(0, 2, 1.0)] * 9
+    s = bradley_terry(3, games)
+    assert s[0] > s[1] > s[2] and sum(s) == pytest.approx(0.0, abs=1e-9)
+    equal = bradley_terry(2, [(0, 1, 1.0), (0, 1, 0.0), (0, 1, 0.5)])
+    assert equal[0] == pytest.approx(equal[1])
+
+
+class _AlwaysAHandler(StubHandler):
+    def body(self) -> bytes:
+        return chat_completion('{"winner": "A", "rationale": "the first one"}')
+
+
+def test_pairwise_counts_a_position_biased_judge_as_inconsistent(run_dir, tmp_path):
+    """A judge that always prefers the first answer gives no verdict at all: every pair is inconsistent."""
+    from econ_eval.judge.pairwise import judge_pairwise
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in run_dir.glob("samples_*.jsonl"):  # the same documents, other answers
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        for r in rows:
+            r["filtered_resps"] = ["A different answer about prices."]
+        (other / f.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    httpd = HTTPServer(("127.0.0.1", 0), _AlwaysAHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = ChatClient("stub", base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+                            cache=ReplyCache(tmp_path / "c.sqlite"), retries=0)
+        path = judge_pairwise([run_dir, other], client, out_dir=tmp_path / "pw", log=lambda m: None)
+    finally:
+        httpd.shutdown()
+    report = json.loads(path.read_text())
+    pair = report["pairs"]["run vs other"]
+    assert pair["compared"] == 5 and pair["inconsistent"] == 5 and pair["consistent"] == 0
+    assert pair["consistency_rate"] == 0.0 and pair["win_rate"] is None and report["calls_made"] == 10
+
+
+def test_pairwise_on_the_local_judge_both_orders_cached(llama, run_dir, tmp_path):
+    from econ_eval.judge.pairwise import judge_pairwise
+
+    other = tmp_path / "tuned"
+    other.mkdir()
+    for f in run_dir.glob("samples_econ_titles_*.jsonl"):
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        for r in rows:
+            r["filtered_resps"] = [r["doc"]["title"]]  # the true title: a strong judge prefers it
+        (other / f.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cache = ReplyCache(tmp_path / "cache.sqlite")
+    client = ChatClient(llama.alias, base_url=llama.base_url, cache=cache, max_tokens=96)
+    report = json.loads(judge_pairwise([run_dir, other], client, out_dir=tmp_path / "pw", concurrency=2,
+                                       log=lambda m: None).read_text())
+    pair = report["pairs"]["run vs tuned"]
+    assert report["calls_made"] == 4 and pair["compared"] == 2  # 2 shared title documents x 2 orders
+    assert pair["win"] + pair["tie"] + pair["loss"] + pair["inconsistent"] + pair["missing"] == 2
+    assert all(it["verdict_a_first"] in ("A", "B", "tie", None) for it in report["items"])
+    again = json.loads(judge_pairwise([run_dir, other], ChatClient(llama.alias, base_url=llama.base_url, cache=cache,
+                                                                   max_tokens=96),
+                                      out_dir=tmp_path / "pw2", log=lambda m: None).read_text())
+    assert again["calls_made"] == 0 and again["pairs"] == report["pairs"]

@@ -223,6 +223,15 @@ def _cmd_judge(args) -> int:
     from .calibration import DEFAULT_ITEMS, calibrate, trust_of
 
     client = judge_client(args)
+    if args.pairwise:
+        from .pairwise import judge_pairwise
+
+        if args.run_dir:
+            raise DataError("give the runs to compare after --pairwise only (e.g. --pairwise RUN_A RUN_B)")
+        judge_pairwise([Path(p) for p in args.pairwise], client, limit=args.limit, concurrency=args.concurrency)
+        return 0
+    if not args.run_dir:
+        raise DataError("give a run folder to judge, `calibrate`, or --pairwise RUN_A RUN_B")
     if args.run_dir == "calibrate" and not Path("calibrate").is_dir():
         calibrate(client, n=args.limit or DEFAULT_ITEMS, concurrency=args.concurrency)
         return 0
@@ -243,9 +252,13 @@ def add_cli(sub) -> None:
 
     j = sub.add_parser("judge", help="score a run's logged samples with an LLM judge (cached, budgeted); "
                        "writes judge_<model>_<stamp>.json beside them")
-    j.add_argument("run_dir", help="folder with lm-eval samples_*.jsonl (from --log_samples), or `calibrate`: "
+    j.add_argument("run_dir", nargs="?", help="folder with lm-eval samples_*.jsonl (from --log_samples), or `calibrate`: "
                    "measure the judge on the bundle's validation split (AUC, Spearman, unparseable rate, length "
                    "bias) into results/judge_calibration/ (--limit: documents per rubric, default 20)")
+    j.add_argument("--pairwise", nargs="+", metavar="RUN",
+                   help="compare two or more runs' answers to the same documents head to head, each pair asked in "
+                        "both orders (a verdict counts only when both agree); win/tie/loss, consistency, "
+                        "Bradley-Terry for 3+ runs, into results/judge_pairwise/")
     j.add_argument("--no-calibration", action="store_true",
                    help="do not look up or run the judge's calibration (the report says trusted: null)")
     add_judge_endpoint_args(j)
