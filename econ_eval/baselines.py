@@ -288,7 +288,7 @@ def _cmd_baselines(args) -> int:
 def add_cli(sub) -> None:
     """The `econ-eval` subcommand(s) of this module (``cli.py`` assembles them)."""
     bl = sub.add_parser("baselines", help="classic baselines (TF-IDF + sklearn/XGBoost, RNN, LSTM) on the bundle")
-    bl.add_argument("--tasks", default="econ_classify,econ_signal", help="(default: %(default)s)")
+    bl.add_argument("--tasks", default=",".join(BASELINE_TASKS), help="(default: %(default)s)")
     bl.add_argument("--names", help="comma-separated subset of: logistic_regression, svc, random_forest, xgboost, "
                     "knn, decision_tree, lstm, rnn (default: all)")
     bl.add_argument("--output", help="folder for results (default: results/baselines)")

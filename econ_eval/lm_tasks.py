@@ -184,6 +184,8 @@ def label_filter(parse):
 
 classify_label_filter = label_filter(prompts.parse_class_answer)
 signal_label_filter = label_filter(prompts.parse_signal_answer)
+fomc_label_filter = label_filter(prompts.parse_fomc_answer)
+sentiment_label_filter = label_filter(prompts.parse_sentiment_answer)
 
 
 # --------------------------------------------------------------------------- process_results
@@ -221,6 +223,40 @@ def process_signal_gen(doc, results):
     return _classification(int(doc["signal"]), results[0], binary=True, gen=True)
 
 
+def process_fomc(doc, results):
+    return _classification(doc["label"], prompts.FOMC_LABELS[_argmax(results)], binary=False, gen=False)
+
+
+def process_fomc_gen(doc, results):
+    return _classification(doc["label"], results[0], binary=False, gen=True)
+
+
+def process_sentiment(doc, results):
+    return _classification(doc["label"], prompts.SENTIMENT_LABELS[_argmax(results)], binary=False, gen=False)
+
+
+def process_sentiment_gen(doc, results):
+    return _classification(doc["label"], results[0], binary=False, gen=True)
+
+
+def _headline(doc, pred, *, gen: bool) -> dict:
+    gold = int(doc["label"])
+    item = (doc["label_type"], gold, pred)
+    out = {"acc": float(gold == pred), "avg_f1": item, "f1": (gold, pred), "mcc": (gold, pred),
+           "score": ("avg_f1", item)}
+    if gen:
+        out["invalid_rate"] = float(metrics.is_invalid(pred))
+    return out
+
+
+def process_headlines(doc, results):
+    return _headline(doc, _argmax(results), gen=False)
+
+
+def process_headlines_gen(doc, results):
+    return _headline(doc, results[0], gen=True)
+
+
 def process_mmlu(doc, results):
     acc = float(_argmax(results) == prompts.mmlu_gold(doc))
     return {"acc": acc, "score": ("mean", acc)}
@@ -253,3 +289,9 @@ qa_prompt, qa_target, qa_rag_prompt = prompts.qa_prompt, prompts.qa_target, prom
 signal_prompt, signal_choices, signal_gold = prompts.signal_prompt, prompts.signal_choices, prompts.signal_gold
 signal_target = prompts.signal_target
 mmlu_prompt, mmlu_choices, mmlu_gold = prompts.mmlu_prompt, prompts.mmlu_choices, prompts.mmlu_gold
+fomc_prompt, fomc_choices, fomc_gold, fomc_target = (prompts.fomc_prompt, prompts.fomc_choices, prompts.fomc_gold,
+                                                     prompts.fomc_target)
+fpb_prompt, sentiment_choices, sentiment_gold = prompts.fpb_prompt, prompts.sentiment_choices, prompts.sentiment_gold
+sentiment_target = prompts.sentiment_target
+headlines_prompt, yes_no_gold, yes_no_target = prompts.headlines_prompt, prompts.yes_no_gold, prompts.yes_no_target
+avg_f1 = metrics.avg_f1

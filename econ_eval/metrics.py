@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .config import DEFAULT_SEED
-from .prompts import CLASS_LABELS, INVALID
+from .prompts import INVALID, LABEL_SETS
 
 #: Corpus-level aggregation functions that get a bootstrap standard error.
 CORPUS_METRICS: dict[str, Callable] = {}
@@ -128,7 +128,12 @@ def _pairs(items):
 
 
 def _labels_for(gold) -> list:
-    return CLASS_LABELS if isinstance(gold[0], str) else sorted({0, 1} | set(g for g in gold))
+    """The label set a classification is scored against: the suite's set that holds the gold labels
+    (prompts.LABEL_SETS; an invalid answer is in none), or 0/1 (and more) for integer labels."""
+    if isinstance(gold[0], str):
+        present = set(gold)
+        return next((list(labels) for labels in LABEL_SETS if present <= set(labels)), sorted(present))
+    return sorted({0, 1} | set(g for g in gold))
 
 
 def _sklearn_metric(name: str, scorer: str, doc: str, *, positive_class: bool = False, **kwargs) -> Callable:
@@ -173,6 +178,20 @@ def mcc(items) -> float:
 
     gold, pred = _pairs(items)
     return float(matthews_corrcoef([str(g) for g in gold], [str(p) for p in pred]))
+
+
+@corpus_metric
+def avg_f1(items) -> float:
+    """FinBen's Headlines score: the mean over question types of the support-weighted F1 (labels 0 and 1) of
+    the (type, gold, prediction) items of each type; an invalid answer counts as a miss."""
+    from sklearn.metrics import f1_score
+
+    by_type: dict = {}
+    for label_type, gold, pred in items:
+        by_type.setdefault(label_type, []).append((gold, pred))
+    scores = [f1_score([g for g, _ in pairs], [p if p in (0, 1) else -1 for _, p in pairs], labels=[0, 1],
+                       average="weighted", zero_division=0) for pairs in by_type.values()]
+    return float(np.mean(scores))
 
 
 def is_invalid(prediction) -> bool:

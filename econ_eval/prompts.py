@@ -141,6 +141,94 @@ def mmlu_gold(doc: dict) -> int:
     return int(doc["answer"])
 
 
+# ------------------------------------------------------------------ econ_fomc
+#: FOMC stance labels (the bundle's codes) and the words the model chooses between
+FOMC_LABELS = ["dovish", "hawkish", "neutral"]
+FOMC_NAMES = ["Dovish", "Hawkish", "Neutral"]
+
+
+def fomc_prompt(doc: dict) -> str:
+    return (f"Sentence: {doc['text']}\n\n"
+            "This sentence is from a US Federal Reserve (FOMC) communication. Which monetary-policy stance does "
+            "it express? Hawkish: leaning towards tighter policy (higher rates, less accommodation, worry about "
+            "inflation). Dovish: leaning towards easier policy (lower rates, more accommodation, worry about "
+            "growth or jobs). Neutral: neither.\n"
+            "Answer Hawkish, Dovish or Neutral.\nAnswer:")
+
+
+def fomc_choices(doc: dict | None = None) -> list[str]:
+    return list(FOMC_NAMES)
+
+
+def fomc_gold(doc: dict) -> int:
+    return FOMC_LABELS.index(doc["label"])
+
+
+def fomc_target(doc: dict) -> str:
+    return FOMC_NAMES[fomc_gold(doc)]
+
+
+_FOMC_PATTERNS = [(r"\bhawk", "hawkish"), (r"\bdov", "dovish"), (r"\bneutral", "neutral")]
+
+
+def parse_fomc_answer(text: str) -> str:
+    """The first stance the answer names (hawkish, dovish, neutral), or ``INVALID``."""
+    return _first_match(text, _FOMC_PATTERNS)
+
+
+# ------------------------------------------------------------------ econ_fpb (financial sentiment)
+#: sentiment labels (the bundle's codes) and the words the model chooses between
+SENTIMENT_LABELS = ["negative", "neutral", "positive"]
+SENTIMENT_NAMES = ["Negative", "Neutral", "Positive"]
+
+
+def fpb_prompt(doc: dict) -> str:
+    return (f"Sentence: {doc['text']}\n\n"
+            "What is the sentiment of this sentence from financial news for an investor in the company it "
+            "is about: its likely effect on the share price?\n"
+            "Answer Negative, Neutral or Positive.\nAnswer:")
+
+
+def sentiment_choices(doc: dict | None = None) -> list[str]:
+    return list(SENTIMENT_NAMES)
+
+
+def sentiment_gold(doc: dict) -> int:
+    return SENTIMENT_LABELS.index(doc["label"])
+
+
+def sentiment_target(doc: dict) -> str:
+    return SENTIMENT_NAMES[sentiment_gold(doc)]
+
+
+_SENTIMENT_PATTERNS = [(r"\bnegative\b|\bbearish\b", "negative"), (r"\bneutral\b", "neutral"),
+                       (r"\bpositive\b|\bbullish\b", "positive")]
+
+
+def parse_sentiment_answer(text: str) -> str:
+    """The first sentiment the answer names (negative, neutral, positive), or ``INVALID``."""
+    return _first_match(text, _SENTIMENT_PATTERNS)
+
+
+# ------------------------------------------------------------------ econ_headlines (yes/no per question type)
+def headlines_prompt(doc: dict) -> str:
+    return (f"Headline: {doc['text']}\n\n"
+            f"{doc['question']} This headline is about the gold market.\n"
+            "Answer Yes or No.\nAnswer:")
+
+
+def yes_no_gold(doc: dict) -> int:
+    return int(doc["label"])
+
+
+def yes_no_target(doc: dict) -> str:
+    return SIGNAL_CHOICES[yes_no_gold(doc)]
+
+
+#: every string label set of the suite: a multi-class metric scores against the set its gold labels belong to
+LABEL_SETS = (CLASS_LABELS, FOMC_LABELS, SENTIMENT_LABELS)
+
+
 # ------------------------------------------------------------------ shared
 def _first_match(text: str, patterns):
     if not isinstance(text, str):

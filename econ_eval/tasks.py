@@ -122,6 +122,55 @@ def _signal(name: str, output_type: str, **kw) -> TaskSpec:
                     doc_from_text=_story_doc, **kw)
 
 
+def _text_doc(text: str, question: str = "") -> dict:
+    return {"text": text}
+
+
+def _sentence(name: str, bundle_task: str, output_type: str, *, title: str, prompt, target, parse, labels, names,
+              **kw) -> TaskSpec:
+    """A 3-class sentence classification (FOMC stance, financial sentiment): macro F1 headline, weighted F1
+    (what FinBen and the FOMC paper report) next to it."""
+    gen = output_type == "generate_until"
+    return TaskSpec(name=name, bundle_task=bundle_task, output_type=output_type, prompt=prompt, target=target,
+                    title=title, metrics=("macro_f1", "weighted_f1", "acc", "invalid_rate") if gen
+                    else ("macro_f1", "weighted_f1", "acc", "mcc"), parse=parse, label_field="label",
+                    labels=tuple(labels), label_names=tuple(names), random_score=_macro_f1_of_uniform_guessing,
+                    baseline_text=lambda doc: doc["text"], doc_from_text=_text_doc, **kw)
+
+
+def _fomc(name: str, output_type: str, **kw) -> TaskSpec:
+    return _sentence(name, "econ_fomc", output_type, title="FOMC macro-F1", prompt=prompts.fomc_prompt,
+                     target=prompts.fomc_target, parse=prompts.parse_fomc_answer, labels=prompts.FOMC_LABELS,
+                     names=prompts.FOMC_NAMES, **kw)
+
+
+def _fpb(name: str, output_type: str, **kw) -> TaskSpec:
+    return _sentence(name, "econ_fpb", output_type, title="FPB macro-F1", prompt=prompts.fpb_prompt,
+                     target=prompts.sentiment_target, parse=prompts.parse_sentiment_answer,
+                     labels=prompts.SENTIMENT_LABELS, names=prompts.SENTIMENT_NAMES, **kw)
+
+
+def _headline_doc(text: str, question: str = "") -> dict:
+    return {"text": text, "question": question.strip() or "Does the news headline talk about price going up?"}
+
+
+def _weighted_f1_of_coin_flips(counts: dict) -> float:
+    """Expected support-weighted F1 of guessing yes/no with equal probability (per question type: about 0.5
+    whatever the balance; FinBen's avg_f1 averages it over types)."""
+    n = sum(counts.values()) or 1
+    return sum((c / n) * 2 * (c / n) * 0.5 / (c / n + 0.5) for c in counts.values() if c) if counts else 0.5
+
+
+def _headlines(name: str, output_type: str, **kw) -> TaskSpec:
+    gen = output_type == "generate_until"
+    return TaskSpec(name=name, bundle_task="econ_headlines", output_type=output_type, prompt=prompts.headlines_prompt,
+                    target=prompts.yes_no_target, title="Headlines avg-F1",
+                    metrics=("avg_f1", "acc", "f1", "invalid_rate") if gen else ("avg_f1", "acc", "f1", "mcc"),
+                    parse=prompts.parse_signal_answer, label_field="label", labels=(0, 1),
+                    label_names=tuple(SIGNAL_CHOICES), random_score=_weighted_f1_of_coin_flips,
+                    baseline_text=lambda doc: f"{doc['question']} {doc['text']}", doc_from_text=_headline_doc, **kw)
+
+
 #: Every task, in the order tables list them.
 TASKS: dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec(name="econ_titles", bundle_task="econ_titles", output_type="generate_until",
@@ -145,6 +194,16 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec(name="econ_qa_rag", bundle_task="econ_qa", output_type="generate_until", prompt=prompts.qa_rag_prompt,
              target=prompts.qa_target, title="RAG QA ROUGE-L", metrics=("rougeL", "token_f1", "hit_rate"),
              in_suite=False, judge_metrics=("qa_correctness",), ragas=True),
+    # FOMC stance joins the `econ` group once the published systems are scored on it (issue 15)
+    _fomc("econ_fomc", "multiple_choice", in_suite=False, trainable=True, baselines=True,
+          demo_label="Monetary-policy stance"),
+    _fomc("econ_fomc_gen", "generate_until", in_suite=False),
+    # the finance core of FinBen: the `econfin` group (non-commercial data: CC BY-NC-SA 3.0)
+    _fpb("econ_fpb", "multiple_choice", in_suite=False, trainable=True, baselines=True,
+         demo_label="Financial sentiment"),
+    _fpb("econ_fpb_gen", "generate_until", in_suite=False),
+    _headlines("econ_headlines", "multiple_choice", in_suite=False, trainable=True),
+    _headlines("econ_headlines_gen", "generate_until", in_suite=False),
 )}
 
 

@@ -109,6 +109,53 @@ def _write_recent_arxiv(root: Path) -> None:
         write_recent_csv(root / "arxiv_econ_2020_2024" / f"arxiv_econ_{year}.csv.gz", rows)
 
 
+def _write_fomc(root: Path) -> None:
+    """FOMC sentences in the shared CSV format: 4 per (label, source), one repeat, one conflicting sentence."""
+    d = root / "fomc_hawkish_dovish"
+    d.mkdir(parents=True)
+    with (d / "fomc_sentences.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sentence", "year", "label", "source"])
+        for label in ("0", "1", "2"):
+            for source in ("mm", "pc", "sp"):
+                for k in range(4):
+                    w.writerow([f"Members  discussed stance {label} in {source}, item {k}.", 2010 + k, label, source])
+        w.writerow(["Members discussed stance 0 in mm, item 0.", 2010, "0", "mm"])  # a repeat: kept once
+        w.writerow(["Inflation was a concern.", 2011, "1", "sp"])  # the same sentence with two labels: dropped
+        w.writerow(["Inflation was a concern.", 2011, "2", "sp"])
+
+
+def _write_fpb(root: Path) -> None:
+    """Financial PhraseBank files: 50Agree (UTF-8 with BOM, CRLF) holds all; higher-agreement files subsets."""
+    d = root / "financial_phrasebank"
+    d.mkdir(parents=True)
+    rows = [(f"Company {k} reported {label} news , says CEO Åke .", label)
+            for label in ("negative", "neutral", "positive") for k in range(8)]
+    rows += [rows[0], ("Profit was flat .", "neutral"), ("Profit was flat .", "positive")]
+    (d / "Sentences_50Agree.txt").write_bytes(("\ufeff" + "".join(f"{t}@{lab}\r\n" for t, lab in rows)).encode("utf-8"))
+    for name, keep in (("66Agree", 6), ("75Agree", 4), ("AllAgree", 2)):
+        subset = [(t, lab) for t, lab in rows[:24] if int(t.split()[1]) < keep]
+        (d / f"Sentences_{name}.txt").write_bytes("".join(f"{t}@{lab}\n" for t, lab in subset).encode("latin-1"))
+
+
+HEADLINE_HEADER = ["Dates", "URL", "News", "Price Direction Up", "Price Direction Constant", "Price Direction Down",
+                   "Asset Comparision", "Past Information", "Future Information", "Price Sentiment"]
+
+
+def _write_headlines(root: Path) -> None:
+    """Gold-news headlines (tab-separated): 6 per price sentiment, plus one repeated headline."""
+    d = root / "gold_news_headlines"
+    d.mkdir(parents=True)
+    lines = ["\t".join(HEADLINE_HEADER)]
+    flags = {"positive": "1\t0\t0", "negative": "0\t0\t1", "neutral": "0\t1\t0", "none": "0\t0\t0"}
+    for sentiment in ("positive", "negative", "neutral", "none"):
+        for k in range(6):
+            lines.append(f"01-02-2016\thttp://x/{sentiment}{k}\tgold {sentiment} news {k}\t{flags[sentiment]}\t"
+                         f"{k % 2}\t1\t{int(k == 0)}\t{sentiment}")
+    lines.append(lines[1])
+    (d / "gold-dataset-sinha-khandait.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _reuters_story(newid: int, split: str, topics: str = "YES") -> str:
     return (f'<REUTERS TOPICS="{topics}" LEWISSPLIT="{split}" CGISPLIT="TRAINING-SET" OLDID="{newid + 5000}" '
             f'NEWID="{newid}">\n<DATE>26-FEB-1987 15:01:01.79</DATE>\n<TOPICS><D>acq</D></TOPICS>\n'
@@ -151,6 +198,9 @@ def make_tiny_data(root: Path) -> tuple[Path, Path]:
     raw, ann = root / "raw", root / "annotations"
     _write_arxiv(raw)
     _write_recent_arxiv(raw)
+    _write_fomc(raw)
+    _write_fpb(raw)
+    _write_headlines(raw)
     labels = _write_reuters(raw)
     _write_mmlu(raw)
     ann.mkdir(parents=True)
@@ -168,12 +218,23 @@ def make_tiny_data(root: Path) -> tuple[Path, Path]:
 
 
 TINY_SIZES = dict(n_test_papers=9, n_validation_papers=6, n_recent_test_papers=5, n_recent_validation_papers=5,
-                  n_signal_validation=8)
+                  n_signal_validation=8, sentence_splits={"econ_fomc": (9, 6), "econ_fpb": (6, 3), "econ_headlines": (8, 4)})
 
 
 @pytest.fixture
 def tiny_data(tmp_path):
     return make_tiny_data(tmp_path / "shared")
+
+
+@pytest.fixture
+def tiny_bundle(tiny_data, tmp_path):
+    """A bundle built from the tiny raw tree (every task folder, a few rows each)."""
+    from econ_eval.data.build import build_bundle
+
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -9,21 +9,11 @@ import pytest
 
 from econ_eval import leaderboard, lm_tasks, metrics
 from econ_eval.baselines import BASELINES, run_baselines
-from econ_eval.data.build import build_bundle
 from econ_eval.evaluate import SUITE_TASKS
 from econ_eval.prompts import CLASS_LABELS
 
-from .conftest import TINY_SIZES
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def tiny_bundle(tiny_data, tmp_path):
-    raw, ann = tiny_data
-    out = tmp_path / "bundle"
-    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
-    return out
 
 
 def test_all_baselines_on_tiny_bundle(tiny_bundle, tmp_path):

@@ -441,3 +441,90 @@ def test_readme_data_card_is_generated_from_a_real_build(real_bundle):
     block = read_block((REPO_ROOT / "README.md").read_text(), "data-card")
     assert block is not None and block.strip() == data_card_tables(real_bundle[1]).strip()
     assert "| 2024 | 544 | 759 | 396 | 1,699 | 70 | 30 |" in block  # SOURCE.md's 2024 row, 70 test papers
+
+
+# ----------------------------------------------------------------------------- sentence tasks (FOMC, FPB)
+def test_tiny_sentence_tasks(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    m = build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    fomc = {s: _rows(out, "econ_fomc", s) for s in SPLITS}
+    assert [len(fomc[s]) for s in ("test", "validation", "train")] == [9, 6, 36 - 15]  # 36 distinct sentences
+    texts = [r["text"] for s in SPLITS for r in fomc[s]]
+    assert len(texts) == len(set(texts)) == 36 and "Inflation was a concern." not in texts
+    assert {r["label"] for r in fomc["test"]} == {"dovish", "hawkish", "neutral"}
+    assert all(r["id"].startswith("fomc-") and "  " not in r["text"] for r in fomc["train"])
+    assert m["stats"]["sentence_tasks"]["dropped"]["fomc_conflicting_sentences"] == 1
+    assert m["stats"]["sentence_tasks"]["dropped"]["fomc_repeated_rows"] == 2  # the repeat + the 2nd label
+    fpb = {s: _rows(out, "econ_fpb", s) for s in SPLITS}
+    assert sum(len(v) for v in fpb.values()) == 24 and len(fpb["test"]) == 6
+    agreement = {r["text"]: r["agreement"] for s in SPLITS for r in fpb[s]}
+    assert agreement["Company 0 reported negative news , says CEO Åke ."] == 100  # decoded alike in both encodings
+    assert agreement["Company 3 reported positive news , says CEO Åke ."] == 75
+    assert agreement["Company 7 reported neutral news , says CEO Åke ."] == 50
+    assert "Profit was flat ." not in agreement  # two labels: dropped
+    _assert_no_sentence_leak(out)
+
+
+def _assert_no_sentence_leak(bundle):
+    for task in ("econ_fomc", "econ_fpb"):
+        held = {r["text"] for s in ("validation", "test") for r in _rows(bundle, task, s)}
+        assert not held & {r["text"] for r in _rows(bundle, task, "train")}, task
+
+
+@pytest.mark.parametrize("row,message", [
+    ('"A sentence.",2010,3,mm', r"fomc_sentences.csv:3: field 'label' must be 0 \(dovish\), 1 \(hawkish\) or 2"),
+    ('"A sentence.",2010,1,tv', r":3: field 'source' must be one of \['mm', 'pc', 'sp'\]"),
+    ('"",2010,1,mm', r":3: field 'sentence' is empty"),
+])
+def test_bad_fomc_rows_name_line_and_field(tiny_data, tmp_path, row, message):
+    raw, ann = tiny_data
+    path = raw / "fomc_hawkish_dovish" / "fomc_sentences.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[1], row] + lines[2:]) + "\n")
+    with pytest.raises(DataError, match=message):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+
+
+def test_bad_fpb_line_names_file_and_line(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    path = raw / "financial_phrasebank" / "Sentences_75Agree.txt"
+    path.write_bytes(path.read_bytes() + b"No label on this line\n")
+    with pytest.raises(DataError, match=r"Sentences_75Agree.txt:\d+: expected 'sentence@label'"):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+
+
+def test_real_sentence_task_counts(real_bundle):
+    out, m = real_bundle
+    rows = {k: v["rows"] for k, v in m["files"].items()}
+    # FOMC: 2,173 rows, 2,127 distinct sentences, 5 with conflicting labels dropped (SOURCE.md)
+    assert [rows[f"econ_fomc/{s}.jsonl"] for s in ("train", "validation", "test")] == [2122 - 425 - 212, 212, 425]
+    # FPB: 4,846 lines of the 50% file, 4,838 distinct, 2 with two labels dropped; FinBen's test/validation sizes
+    assert [rows[f"econ_fpb/{s}.jsonl"] for s in ("train", "validation", "test")] == [4836 - 970 - 776, 776, 970]
+    assert m["stats"]["sentence_tasks"]["test_labels"]["econ_fpb"] == {"negative": 121, "neutral": 576,
+                                                                        "positive": 273}
+    _assert_no_sentence_leak(out)
+
+
+def test_tiny_headlines_are_yes_no_questions_split_by_headline(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    rows = {s: _rows(out, "econ_headlines", s) for s in SPLITS}
+    assert [len(rows[s]) for s in ("test", "validation", "train")] == [8 * 7, 4 * 7, (24 - 12) * 7]  # repeat dropped
+    per_headline = Counter(r["headline_id"] for s in SPLITS for r in rows[s])
+    assert set(per_headline.values()) == {7}
+    ids = {s: {r["headline_id"] for r in rows[s]} for s in SPLITS}
+    assert not ids["test"] & ids["train"] and not ids["validation"] & ids["train"]
+    first = {r["label_type"]: r["label"] for r in rows["train"] + rows["test"] + rows["validation"]
+             if r["text"] == "gold positive news 0"}
+    assert first == {"price_or_not": 1, "direction_up": 1, "direction_constant": 0, "direction_down": 0,
+                     "asset_comparison": 0, "past_information": 1, "future_information": 1}
+
+
+def test_real_headlines_counts(real_bundle):
+    out, m = real_bundle
+    rows = {k: v["rows"] for k, v in m["files"].items()}
+    assert rows["econ_headlines/test.jsonl"] == 300 * 7 and rows["econ_headlines/validation.jsonl"] == 150 * 7
+    test = _rows(out, "econ_headlines", "test")
+    assert Counter(r["label_type"] for r in test) == {t: 300 for t, _ in sources.HEADLINE_QUESTIONS}

@@ -84,6 +84,12 @@ def test_pasted_docs_and_scores():
     assert space.score_answer("econ_classify", cls, "Theoretical Economics") == "parsed: econ.TH — correct"
     assert space.score_answer("econ_signal", {"signal": 1}, "No.").endswith("wrong")
     assert space.score_answer("econ_titles", {"title": "A B C"}, "A B C").startswith("ROUGE-L 1.000")
+    # the sentence tasks come through the registry too: pasted text, parsed answers, example labels
+    fomc = space.pasted_doc(space.DEMO_TASKS["Monetary-policy stance"], "Rates should rise soon.")
+    assert "Rates should rise soon." in space.gen_prompt("econ_fomc", fomc)
+    assert space.score_answer("econ_fomc", {"label": "hawkish"}, "Hawkish.") == "parsed: hawkish — correct"
+    assert space.score_answer("econ_fpb", {"label": "neutral"}, "It is positive") == "parsed: positive — wrong"
+    assert space.example_label("econ_fpb", {"text": "Sales rose 5 % ."}, 0) == "1. Sales rose 5 % ."
 
 
 def test_leaderboard_rows_filter_and_sort():

@@ -19,6 +19,7 @@ import pytest
 from econ_eval.judge.client import ChatClient, ReplyCache, base_url_host
 from econ_eval.judge.rubrics import (JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task,
                                      parse_judgement)
+from econ_eval.io import read_jsonl
 from econ_eval.judge.run import JudgeFailed, judge_run, load_judgeable, sample_files
 from tests.http_stubs import StubHandler, chat_completion
 
@@ -356,3 +357,162 @@ def test_annotate_against_a_dead_endpoint_fails_loudly(tmp_path):
                           env={**os.environ, "ECON_EVAL_HOME": str(tmp_path / "home")})
     assert proc.returncode != 0 and "no item could be annotated" in proc.stderr and url in proc.stderr
     assert "unreachable: 3 connection errors in a row" in proc.stderr
+
+
+# ------------------------------------------------------------------ calibration and the trust gate (#16)
+def test_auc_and_spearman_on_hand_made_scores():
+    from econ_eval.judge.calibration import auc, spearman, summarise
+
+    assert auc([9, 8, 10], [1, 2, 3]) == 1.0 and auc([1, 2], [9, 8]) == 0.0
+    assert auc([5, 5], [5, 5]) == 0.5  # a judge that gives everything the same score cannot tell
+    assert auc([9, 5], [5, 1]) == pytest.approx((1 + 1 + 0.5 + 1) / 4)
+    assert auc([], [1]) is None
+    assert spearman([0, 1, 2], [1, 5, 9]) == pytest.approx(1.0) and spearman([0, 1, 2], [9, 5, 1]) == pytest.approx(-1.0)
+    assert spearman([0, 0, 1, 1], [3, 3, 3, 3]) is None  # constant scores: no correlation to speak of
+    assert spearman([0, 1, 2, 2], [1, 2, 3, 3]) == pytest.approx(1.0)  # ties get average ranks
+    rows = [dict(metric="qa_correctness", kind=k, expected=e, correct=c, score=s, status=st)
+            for k, e, c, s, st in [("reference", 2, True, 9.0, "scored"), ("other_answer", 0, False, 9.0, "scored"),
+                                    ("padded_other_answer", 0, False, 10.0, "scored"),
+                                    ("empty", 0, False, None, "unparseable"), ("truncated", 1, None, 9.0, "scored")]]
+    s = summarise(rows)["qa_correctness"]
+    assert s["auc"] == pytest.approx(0.25) and s["length_bias"] == 1.0 and s["unparseable_rate"] == 0.2
+    assert s["mean_score_by_kind"]["reference"] == 9.0 and s["n_scored"] == 4
+
+
+def test_calibration_set_comes_from_validation_only(tiny_bundle):
+    from econ_eval.judge.calibration import KINDS, calibration_items
+
+    items = calibration_items(tiny_bundle, n=3)
+    assert items == calibration_items(tiny_bundle, n=3)  # fixed
+    val = {r["paper_id"] for r in read_jsonl(tiny_bundle / "econ_qa" / "validation.jsonl")}
+    test = {r["paper_id"] for r in read_jsonl(tiny_bundle / "econ_qa" / "test.jsonl")}
+    assert {i["doc"]["paper_id"] for i in items} <= val and not {i["doc"]["paper_id"] for i in items} & test
+    kinds = [i["kind"] for i in items]
+    for metric, per_kind in KINDS.items():
+        for kind in per_kind:
+            assert kinds.count(kind) == 3, kind
+    qa = [i for i in items if i["metric"] == "qa_correctness" and i["doc_index"] == 0]
+    by_kind = {i["kind"]: i["response"] for i in qa}
+    assert by_kind["reference"] == qa[0]["doc"]["answer"] and by_kind["empty"] == ""
+    assert by_kind["padded_other_answer"].startswith(by_kind["other_answer"]) and by_kind["other_answer"] != by_kind["reference"]
+
+
+def test_calibrate_end_to_end_on_the_local_judge_and_cached(llama, tiny_bundle, tmp_path):
+    from econ_eval.judge.calibration import calibrate, find_calibration
+
+    cache = ReplyCache(tmp_path / "cache.sqlite")
+    client = ChatClient(llama.alias, base_url=llama.base_url, cache=cache, max_tokens=96)
+    path = calibrate(client, bundle=tiny_bundle, n=2, concurrency=2, out_dir=tmp_path / "cal", log=lambda m: None)
+    report = json.loads(path.read_text())
+    assert path.name.startswith("judge_calibration_smollm2-135m_") and report["complete"]
+    assert report["calls_made"] == 2 * 5 + 2 * 3 and len(report["items"]) == 16
+    overall = report["results"]["all"]
+    assert overall["auc"] is None or 0 <= overall["auc"] <= 1
+    assert 0 <= overall["unparseable_rate"] <= 1 and report["trusted"] == (overall["auc"] is not None
+                                                                            and overall["auc"] >= 0.8)
+    found = find_calibration(llama.alias, llama.base_url, tmp_path / "cal")
+    assert found["file"] == str(path) and found["auc"] == overall["auc"]
+    # a second calibration costs no call
+    client2 = ChatClient(llama.alias, base_url=llama.base_url, cache=cache, max_tokens=96)
+    again = json.loads(calibrate(client2, bundle=tiny_bundle, n=2, out_dir=tmp_path / "cal2",
+                                 log=lambda m: None).read_text())
+    assert again["calls_made"] == 0 and again["cache_hits"] == 16 and again["results"] == report["results"]
+
+
+def test_judge_records_a_failed_calibration_and_warns(llama, run_dir, tmp_path, monkeypatch):
+    """The gate: `econ-eval judge` looks up its judge's calibration, writes it into the report, and marks
+    the scores trusted: false with a warning when the AUC is below 0.8."""
+    from econ_eval.judge.calibration import CALIBRATION_VERSION
+
+    results = tmp_path / "results"
+    cal = results / "judge_calibration"
+    cal.mkdir(parents=True)
+    host = llama.base_url.split("//")[1].split("/")[0]
+    (cal / "judge_calibration_smollm2-135m_2026-01-01T00-00-00.000001.json").write_text(json.dumps({
+        "judge_model": llama.alias, "judge_base_url_host": host, "judge_prompt_version": JUDGE_PROMPT_VERSION,
+        "calibration_version": CALIBRATION_VERSION, "complete": True, "trusted": False, "items_per_rubric": 20,
+        "created": "2026-01-01", "results": {"all": {"auc": 0.55, "spearman": 0.1, "unparseable_rate": 0.0}}}))
+    env = {**os.environ, "ECON_EVAL_RESULTS": str(results), "ECON_EVAL_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "judge", str(run_dir), "--judge-model", llama.alias,
+                           "--judge-base-url", llama.base_url, "--limit", "1", "--metrics", "title_quality"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "failed calibration (AUC 0.550 < 0.8" in proc.stdout + proc.stderr
+    report = _only_report(run_dir)
+    assert report["trusted"] is False and report["calibration"]["auc"] == 0.55
+    assert report["calls_made"] == 1  # the calibration was found, not re-run
+
+
+# ------------------------------------------------------------------ pairwise (#16)
+def test_pairwise_verdicts_count_only_when_both_orders_agree():
+    from econ_eval.judge.pairwise import combine, win_rate_interval
+
+    assert combine("A", "B") == "win" and combine("B", "A") == "loss" and combine("tie", "tie") == "tie"
+    assert combine("A", "A") == "inconsistent"  # position bias: "whoever is first wins" is no verdict
+    assert combine("tie", "B") == "inconsistent" and combine(None, "A") == "missing"
+    w = win_rate_interval(["win", "win", "tie", "loss", "inconsistent", "missing"])
+    assert w["win_rate"] == pytest.approx((1 + 1 + 0.5 + 0) / 4) and w["ci95"][0] <= w["win_rate"] <= w["ci95"][1]
+
+
+def test_bradley_terry_orders_systems_by_their_games():
+    from econ_eval.judge.pairwise import bradley_terry
+
+    games = [(0, 1, 1.0)] * 8 + [(0, 1, 0.0)] * 2 + [(1, 2, 1.0)] * 8 + [(1, 2, 0.0)] * 2 + [(0, 2, 1.0)] * 9
+    s = bradley_terry(3, games)
+    assert s[0] > s[1] > s[2] and sum(s) == pytest.approx(0.0, abs=1e-9)
+    equal = bradley_terry(2, [(0, 1, 1.0), (0, 1, 0.0), (0, 1, 0.5)])
+    assert equal[0] == pytest.approx(equal[1])
+
+
+class _AlwaysAHandler(StubHandler):
+    def body(self) -> bytes:
+        return chat_completion('{"winner": "A", "rationale": "the first one"}')
+
+
+def test_pairwise_counts_a_position_biased_judge_as_inconsistent(run_dir, tmp_path):
+    """A judge that always prefers the first answer gives no verdict at all: every pair is inconsistent."""
+    from econ_eval.judge.pairwise import judge_pairwise
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in run_dir.glob("samples_*.jsonl"):  # the same documents, other answers
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        for r in rows:
+            r["filtered_resps"] = ["A different answer about prices."]
+        (other / f.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    httpd = HTTPServer(("127.0.0.1", 0), _AlwaysAHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = ChatClient("stub", base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+                            cache=ReplyCache(tmp_path / "c.sqlite"), retries=0)
+        path = judge_pairwise([run_dir, other], client, out_dir=tmp_path / "pw", log=lambda m: None)
+    finally:
+        httpd.shutdown()
+    report = json.loads(path.read_text())
+    pair = report["pairs"]["run vs other"]
+    assert pair["compared"] == 5 and pair["inconsistent"] == 5 and pair["consistent"] == 0
+    assert pair["consistency_rate"] == 0.0 and pair["win_rate"] is None and report["calls_made"] == 10
+
+
+def test_pairwise_on_the_local_judge_both_orders_cached(llama, run_dir, tmp_path):
+    from econ_eval.judge.pairwise import judge_pairwise
+
+    other = tmp_path / "tuned"
+    other.mkdir()
+    for f in run_dir.glob("samples_econ_titles_*.jsonl"):
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        for r in rows:
+            r["filtered_resps"] = [r["doc"]["title"]]  # the true title: a strong judge prefers it
+        (other / f.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cache = ReplyCache(tmp_path / "cache.sqlite")
+    client = ChatClient(llama.alias, base_url=llama.base_url, cache=cache, max_tokens=96)
+    report = json.loads(judge_pairwise([run_dir, other], client, out_dir=tmp_path / "pw", concurrency=2,
+                                       log=lambda m: None).read_text())
+    pair = report["pairs"]["run vs tuned"]
+    assert report["calls_made"] == 4 and pair["compared"] == 2  # 2 shared title documents x 2 orders
+    assert pair["win"] + pair["tie"] + pair["loss"] + pair["inconsistent"] + pair["missing"] == 2
+    assert all(it["verdict_a_first"] in ("A", "B", "tie", None) for it in report["items"])
+    again = json.loads(judge_pairwise([run_dir, other], ChatClient(llama.alias, base_url=llama.base_url, cache=cache,
+                                                                   max_tokens=96),
+                                      out_dir=tmp_path / "pw2", log=lambda m: None).read_text())
+    assert again["calls_made"] == 0 and again["pairs"] == report["pairs"]

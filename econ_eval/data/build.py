@@ -16,6 +16,8 @@ Rules (see DESIGN.md):
   test split). QA pairs follow their paper.
 - Reuters signals follow the ModApte LEWISSPLIT; validation is carved from train (stratified).
 - MMLU: dev (few-shot pool) -> train, val -> validation, test -> test.
+- Sentence tasks (FOMC stance, Financial PhraseBank sentiment): one row per distinct sentence, split by
+  sentence with seeded stratified draws (FOMC: by label and source; FPB: by label and agreement level).
 
 Builds are deterministic: ordering uses sha256 of (seed, id), files are written with sorted keys,
 and ``MANIFEST.json`` carries no timestamp, so two builds give byte-identical files.
@@ -44,6 +46,10 @@ N_VALIDATION_PAPERS = 150
 N_RECENT_TEST_PAPERS = 350  # papers created 2020-2024, the same number from each year
 N_RECENT_VALIDATION_PAPERS = 150
 N_SIGNAL_VALIDATION = 250
+#: sentence tasks: (test, validation) sizes. FOMC: about 20% / 10% of 2,122 sentences (the authors use
+#: 80/20 splits); FPB: FinBen's 970 test / 776 validation.
+SENTENCE_SPLITS = {"econ_fomc": (425, 212), "econ_fpb": (970, 776), "econ_headlines": (300, 150)}
+#: (econ_headlines counts headlines: each becomes one yes/no question per label type, 7 a headline)
 
 
 def _order_key(seed: int, ident) -> str:
@@ -228,6 +234,37 @@ def build_signal_task(stories: dict[int, dict], labels: list[dict], *, seed: int
     }
 
 
+def split_sentences(rows: list[dict], strata: Callable[[dict], tuple], *, prefix: str, seed: int,
+                    n_test: int, n_val: int) -> dict:
+    """Rows of a sentence task per split: each row gets ``id`` = prefix + sha256 of its text; test and
+    validation are drawn proportionally from every stratum (largest remainder), in seeded hash order."""
+    by_stratum: dict[tuple, list[dict]] = {}
+    for r in rows:
+        r = {"id": f"{prefix}-{hashlib.sha256(r['text'].encode()).hexdigest()[:12]}", **r}
+        by_stratum.setdefault(strata(r), []).append(r)
+    counts = {k: len(v) for k, v in by_stratum.items()}
+    test_alloc = _allocate(counts, n_test)
+    val_alloc = _allocate({k: counts[k] - test_alloc[k] for k in counts}, n_val)
+    out = {s: [] for s in SPLITS}
+    for key, members in by_stratum.items():
+        members.sort(key=lambda r: _order_key(seed, r["id"]))
+        out["test"] += members[: test_alloc[key]]
+        out["validation"] += members[test_alloc[key]: test_alloc[key] + val_alloc[key]]
+        out["train"] += members[test_alloc[key] + val_alloc[key]:]
+    return {s: sorted(v, key=lambda r: r["id"]) for s, v in out.items()}
+
+
+def headline_questions(rows: list[dict]) -> list[dict]:
+    """FinBen's framing of the gold-news headlines: one yes/no question per headline and label type."""
+    out = []
+    for r in rows:
+        for label_type, question in sources.HEADLINE_QUESTIONS:
+            out.append({"id": f"{r['id']}-{label_type}", "headline_id": r["id"], "text": r["text"],
+                        "label_type": label_type, "question": question, "label": r["labels"][label_type],
+                        "price_sentiment": r["price_sentiment"]})
+    return out
+
+
 def cohen_kappa_signal(first: list[dict], second: list[dict]) -> dict:
     """Raw agreement and Cohen's kappa between the two signal annotators on their shared stories."""
     from sklearn.metrics import cohen_kappa_score
@@ -250,7 +287,8 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
                  n_test_papers: int = N_TEST_PAPERS, n_validation_papers: int = N_VALIDATION_PAPERS,
                  n_recent_test_papers: int = N_RECENT_TEST_PAPERS,
                  n_recent_validation_papers: int = N_RECENT_VALIDATION_PAPERS,
-                 n_signal_validation: int = N_SIGNAL_VALIDATION, log: Callable[[str], None] = print) -> dict:
+                 n_signal_validation: int = N_SIGNAL_VALIDATION, sentence_splits: dict | None = None,
+                 log: Callable[[str], None] = print) -> dict:
     """Build the whole bundle into ``out`` and return its manifest.
 
     The bundle is assembled in a sibling temp folder and swapped in at the end, so a failed build
@@ -268,7 +306,8 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
     build_args = {"split": split, "seed": seed, "n_test_papers": n_test_papers,
                   "n_validation_papers": n_validation_papers, "n_recent_test_papers": n_recent_test_papers,
                   "n_recent_validation_papers": n_recent_validation_papers,
-                  "n_signal_validation": n_signal_validation}
+                  "n_signal_validation": n_signal_validation,
+                  "sentence_splits": {k: list(v) for k, v in (sentence_splits or SENTENCE_SPLITS).items()}}
 
     log("reading arXiv metadata ...")
     snapshot = sources.load_arxiv(raw)
@@ -298,6 +337,20 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
     tasks["econ_mmlu"] = {"train": sources.load_mmlu(raw, "dev"), "validation": sources.load_mmlu(raw, "val"),
                           "test": sources.load_mmlu(raw, "test")}
 
+    log("reading FOMC sentences, the Financial PhraseBank and gold-news headlines ...")
+    dropped_sentences: dict[str, int] = {}
+    sizes = build_args["sentence_splits"]
+    tasks["econ_fomc"] = split_sentences(sources.load_fomc(raw, dropped=dropped_sentences),
+                                         lambda r: (r["label"], r["source"]), prefix="fomc", seed=seed,
+                                         n_test=sizes["econ_fomc"][0], n_val=sizes["econ_fomc"][1])
+    tasks["econ_fpb"] = split_sentences(sources.load_fpb(raw, dropped=dropped_sentences),
+                                        lambda r: (r["label"], r["agreement"]), prefix="fpb", seed=seed,
+                                        n_test=sizes["econ_fpb"][0], n_val=sizes["econ_fpb"][1])
+    headlines = split_sentences(sources.load_headlines(raw), lambda r: (r["price_sentiment"],), prefix="gold",
+                                seed=seed, n_test=sizes["econ_headlines"][0], n_val=sizes["econ_headlines"][1])
+    tasks["econ_headlines"] = {s: headline_questions(rows) for s, rows in headlines.items()}
+    log("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in dropped_sentences.items()))
+
     _check_no_leak(tasks)
 
     tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
@@ -322,7 +375,11 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
                                        "listed_twice_dropped": dropped},
                       "econ_signal_labels": signal_counts,
                       "signal_annotator_agreement": agreement, "labels": ECON_LABELS,
-                      "duplicate_annotation_lines": {k: len(v) for k, v in sorted(duplicates.items())}},
+                      "duplicate_annotation_lines": {k: len(v) for k, v in sorted(duplicates.items())},
+                      "sentence_tasks": {"dropped": dict(sorted(dropped_sentences.items())),
+                                         "test_labels": {t: dict(sorted(Counter(r["label"] for r in
+                                                                                 tasks[t]["test"]).items()))
+                                                         for t in ("econ_fomc", "econ_fpb")}}},
             "sources": {
                 "raw": {d.name: _source_files(d) for d in sorted(raw.iterdir()) if d.is_dir()},
                 "annotations": _source_files(annotations),
@@ -348,7 +405,8 @@ def _counts_by_year(rows: list[dict]) -> dict:
 CANONICAL_BUILD_ARGS = {"split": "random", "seed": DEFAULT_SEED, "n_test_papers": N_TEST_PAPERS,
                         "n_validation_papers": N_VALIDATION_PAPERS, "n_recent_test_papers": N_RECENT_TEST_PAPERS,
                         "n_recent_validation_papers": N_RECENT_VALIDATION_PAPERS,
-                        "n_signal_validation": N_SIGNAL_VALIDATION}
+                        "n_signal_validation": N_SIGNAL_VALIDATION,
+                        "sentence_splits": {k: list(v) for k, v in SENTENCE_SPLITS.items()}}
 
 
 def bundle_version_for(build_args: dict) -> str:
@@ -366,7 +424,7 @@ def bundle_version_for(build_args: dict) -> str:
 
 #: The field that identifies a test document of each bundle folder (MMLU: subject + source row).
 DOC_ID_FIELDS = {"econ_titles": "paper_id", "econ_classify": "paper_id", "econ_qa": "qa_id", "econ_signal": "newid",
-                 "econ_mmlu": ("subject", "source_row")}
+                 "econ_mmlu": ("subject", "source_row"), "econ_fomc": "id", "econ_fpb": "id", "econ_headlines": "id"}
 
 
 def doc_identity(task_dir: str, doc: dict) -> str:

@@ -33,6 +33,11 @@ REQUIRED_SOURCES = {
                         "staeiou/arxiv_archive, processed_data/20200101/per_category/ (Zenodo doi:10.5281/zenodo.1463242)"),
     "arxiv_econ_2020_2024": ("arxiv_econ_2020.csv.gz .. arxiv_econ_2024.csv.gz",
                              "stat163-2026/datasets @ 97489e1, arxiv/ (Kaggle Cornell-University/arxiv metadata, CC0)"),
+    "fomc_hawkish_dovish": ("fomc_sentences.csv", "gtfintechlab/fomc-hawkish-dovish @ 9864698 (Shah et al., ACL 2023)"),
+    "financial_phrasebank": ("Sentences_50Agree.txt, Sentences_66Agree.txt, Sentences_75Agree.txt, "
+                             "Sentences_AllAgree.txt", "Financial PhraseBank v1.0 (Malo et al., 2014)"),
+    "gold_news_headlines": ("gold-dataset-sinha-khandait.csv (tab-separated)",
+                            "Sinha & Khandait, arXiv:2009.04202, via aakashthapa12/Sentiment-Analysis-of-Commodity-News-Gold-NLP"),
     "reuters21578": ("reut2-000.sgm .. reut2-021.sgm",
                      "Reuters-21578, Distribution 1.0 (D. Lewis), the original SGML files"),
     "mmlu_econ": ("{dev,val,test}/{econometrics,high_school_macroeconomics,high_school_microeconomics}_*.csv",
@@ -359,3 +364,149 @@ def load_mmlu(raw: Path, split: str) -> list[dict]:
                 "source_row": i,
             })
     return rows
+
+
+# --------------------------------------------------------------------------- FOMC hawkish / dovish
+#: the dataset's label codes (SOURCE.md): 0 dovish, 1 hawkish, 2 neutral
+FOMC_LABELS = {"0": "dovish", "1": "hawkish", "2": "neutral"}
+FOMC_SOURCES = {"mm": "meeting minutes", "pc": "press conference", "sp": "speech"}
+
+
+def load_fomc(raw: Path, *, dropped: dict | None = None) -> list[dict]:
+    """FOMC sentences with their stance, one row per distinct sentence (white space normalised).
+
+    A sentence listed more than once with the same label is kept once (its first row); a sentence with
+    conflicting labels is dropped (SOURCE.md); both are counted in ``dropped``.
+    """
+    import csv
+
+    path = _require(raw / "fomc_hawkish_dovish" / "fomc_sentences.csv")
+    fields = ["sentence", "year", "label", "source"]
+    by_text: dict[str, dict] = {}
+    labels_of: dict[str, set] = {}
+    repeats = 0
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [f for f in fields if f not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing}; expected {', '.join(fields)}")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            text = _WS.sub(" ", row["sentence"] or "").strip()
+            if not text:
+                raise DataError(f"{where}: field 'sentence' is empty")
+            if row["label"] not in FOMC_LABELS:
+                raise DataError(f"{where}: field 'label' must be 0 (dovish), 1 (hawkish) or 2 (neutral), "
+                                f"got {row['label']!r}")
+            if row["source"] not in FOMC_SOURCES:
+                raise DataError(f"{where}: field 'source' must be one of {list(FOMC_SOURCES)}, got {row['source']!r}")
+            if not (row["year"] or "").isdigit():
+                raise DataError(f"{where}: field 'year' must be a year, got {row['year']!r}")
+            labels_of.setdefault(text, set()).add(row["label"])
+            if text in by_text:
+                repeats += 1
+                continue
+            by_text[text] = {"text": text, "label": FOMC_LABELS[row["label"]], "source": row["source"],
+                             "year": int(row["year"])}
+    conflicting = sorted(t for t, labels in labels_of.items() if len(labels) > 1)
+    if dropped is not None:
+        dropped["fomc_repeated_rows"] = repeats
+        dropped["fomc_conflicting_sentences"] = len(conflicting)
+    return [r for t, r in by_text.items() if t not in set(conflicting)]
+
+
+# --------------------------------------------------------------------------- Financial PhraseBank
+FPB_FILES = {100: "Sentences_AllAgree.txt", 75: "Sentences_75Agree.txt", 66: "Sentences_66Agree.txt",
+             50: "Sentences_50Agree.txt"}
+FPB_LABELS = ("negative", "neutral", "positive")
+
+
+def _read_fpb(path: Path, encoding: str) -> list[tuple[str, str, int]]:
+    """(sentence, label, line) of one PhraseBank file: ``sentence@label`` a line, split on the last ``@``."""
+    out = []
+    text = path.read_text(encoding=encoding).replace("\r", "")
+    for i, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        sentence, sep, label = line.rpartition("@")
+        if not sep or label.strip() not in FPB_LABELS:
+            raise DataError(f"{path}:{i}: expected 'sentence@label' with label negative, neutral or positive, "
+                            f"got {line[-40:]!r}")
+        out.append((_WS.sub(" ", sentence).strip(), label.strip(), i))
+    return out
+
+
+def load_fpb(raw: Path, *, dropped: dict | None = None) -> list[dict]:
+    """Financial PhraseBank sentences of the 50%-agreement file (every sentence), each with the highest
+    agreement level whose file also lists it (50, 66, 75 or 100). Exact repeats are kept once; a sentence
+    listed with two labels is dropped (counted in ``dropped``)."""
+    folder = raw / "financial_phrasebank"
+    levels: dict[str, int] = {}
+    for level in (66, 75, 100):
+        for sentence, _, _ in _read_fpb(_require(folder / FPB_FILES[level]), "latin-1"):
+            levels[sentence] = max(levels.get(sentence, 0), level)
+    rows: dict[str, dict] = {}
+    labels_of: dict[str, set] = {}
+    repeats = 0
+    for sentence, label, _ in _read_fpb(_require(folder / FPB_FILES[50]), "utf-8-sig"):
+        labels_of.setdefault(sentence, set()).add(label)
+        if sentence in rows:
+            repeats += 1
+            continue
+        rows[sentence] = {"text": sentence, "label": label, "agreement": levels.get(sentence, 50)}
+    conflicting = {t for t, labels in labels_of.items() if len(labels) > 1}
+    if dropped is not None:
+        dropped["fpb_repeated_rows"] = repeats
+        dropped["fpb_conflicting_sentences"] = len(conflicting)
+    return [r for t, r in rows.items() if t not in conflicting]
+
+
+# --------------------------------------------------------------------------- gold-news headlines
+#: FinBen's Headlines questions, one per label of the dataset: (label type, question, source column or rule)
+HEADLINE_QUESTIONS = (
+    ("price_or_not", "Does the news headline talk about price?"),
+    ("direction_up", "Does the news headline talk about price going up?"),
+    ("direction_constant", "Does the news headline talk about price staying constant?"),
+    ("direction_down", "Does the news headline talk about price going down?"),
+    ("past_information", "Does the news headline talk about a past event or past price?"),
+    ("future_information", "Does the news headline talk about a future event or future price?"),
+    ("asset_comparison", "Does the news headline compare gold with any other asset?"),
+)
+_HEADLINE_COLUMNS = {"direction_up": "Price Direction Up", "direction_constant": "Price Direction Constant",
+                     "direction_down": "Price Direction Down", "past_information": "Past Information",
+                     "future_information": "Future Information", "asset_comparison": "Asset Comparision"}
+HEADLINE_SENTIMENTS = ("positive", "negative", "neutral", "none")
+
+
+def load_headlines(raw: Path) -> list[dict]:
+    """Gold-commodity news headlines with their 0/1 labels per question type (``labels``) and the price
+    sentiment; one row per distinct headline (the first one)."""
+    import csv
+
+    path = _require(raw / "gold_news_headlines" / "gold-dataset-sinha-khandait.csv")
+    out, seen = [], set()
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        needed = ["News", "Price Sentiment", *_HEADLINE_COLUMNS.values()]
+        missing = [c for c in needed if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing} (the file is tab-separated; see its SOURCE.md)")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            text = _WS.sub(" ", row["News"] or "").strip()
+            if not text:
+                raise DataError(f"{where}: field 'News' is empty")
+            sentiment = (row["Price Sentiment"] or "").strip()
+            if sentiment not in HEADLINE_SENTIMENTS:
+                raise DataError(f"{where}: field 'Price Sentiment' must be one of {list(HEADLINE_SENTIMENTS)}, "
+                                f"got {row['Price Sentiment']!r}")
+            labels = {"price_or_not": int(sentiment != "none")}
+            for key, column in _HEADLINE_COLUMNS.items():
+                if row[column] not in ("0", "1"):
+                    raise DataError(f"{where}: field {column!r} must be 0 or 1, got {row[column]!r}")
+                labels[key] = int(row[column])
+            if text.lower() in seen:
+                continue
+            seen.add(text.lower())
+            out.append({"text": text, "price_sentiment": sentiment, "labels": labels})
+    return out

@@ -107,3 +107,56 @@ def parse_judgement(text: str | None) -> tuple[float, str | None]:
     if not 1 <= score <= 10 or not isinstance(rationale, str):
         return math.nan, None
     return float(score), rationale.strip()[:RATIONALE_MAX_CHARS]
+
+
+# ------------------------------------------------------------------ pairwise (two answers, one verdict)
+PAIRWISE_PROMPT_VERSION = "1"
+
+#: Structured output of a pairwise verdict.
+PAIRWISE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "winner": {"type": "string", "enum": ["A", "B", "tie"]},
+        "rationale": {"type": "string", "maxLength": RATIONALE_MAX_CHARS},
+    },
+    "required": ["winner", "rationale"],
+}
+
+_PAIR_SYSTEM = ("You are a strict, fair economics professor comparing two answers. Reply with a JSON object only: "
+                "{\"winner\": \"A\" | \"B\" | \"tie\", \"rationale\": \"<one sentence>\"}.")
+
+_PAIR_TASK = {
+    "qa_correctness": ("Which ANSWER to the QUESTION about an economics paper is better? Compare both with the "
+                       "REFERENCE answer and the EVIDENCE from the abstract. Judge content, not wording, length "
+                       "or position: the order of A and B means nothing.",
+                       lambda doc: f"QUESTION: {doc['question']}\n\nREFERENCE: {doc['answer']}\n\n"
+                                   f"EVIDENCE: {doc.get('evidence', '')}"),
+    "title_quality": ("Which candidate TITLE is the better title for the economics paper whose ABSTRACT is given "
+                      "(accurate, specific, concise)? The TRUE TITLE is shown for reference. The order of A and B "
+                      "means nothing.",
+                      lambda doc: f"ABSTRACT: {doc['abstract']}\n\nTRUE TITLE: {doc['title']}"),
+}
+
+
+def pairwise_messages(metric: str, doc: dict, first: str, second: str) -> list[dict]:
+    """Chat messages asking which of two responses to the same document is better (A = ``first``)."""
+    if metric not in _PAIR_TASK:
+        raise ValueError(f"unknown judge metric {metric!r}; choose from {sorted(_PAIR_TASK)}")
+    instruction, context = _PAIR_TASK[metric]
+    user = (f"{instruction}\n\n{context(doc)}\n\nA: {first}\n\nB: {second}\n\nReturn the JSON object.")
+    return [{"role": "system", "content": _PAIR_SYSTEM}, {"role": "user", "content": user}]
+
+
+def parse_verdict(text: str | None) -> str | None:
+    """Strictly parse a pairwise reply: ``"A"``, ``"B"`` or ``"tie"``, or None when it is not a valid verdict."""
+    if not isinstance(text, str):
+        return None
+    m = _JSON_OBJECT.search(text)
+    if not m:
+        return None
+    try:
+        obj = json.loads(m.group(0), strict=False)
+    except json.JSONDecodeError:
+        return None
+    winner = obj.get("winner") if isinstance(obj, dict) else None
+    return winner if winner in ("A", "B", "tie") and isinstance(obj.get("rationale"), str) else None

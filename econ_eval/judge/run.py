@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -138,8 +139,11 @@ def summarise(scored: list[dict]) -> dict:
 
 def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | None = None,
               tasks: list[str] | None = None, limit: int | None = None, concurrency: int = 1,
-              progress: bool = True, log=print) -> Path:
+              progress: bool = True, trust: dict | None = None, log=print) -> Path:
     """Score a run's logged samples with ``client``; write ``judge_<model>_<stamp>.json``; return its path.
+
+    ``trust``: the judge's calibration (:func:`econ_eval.judge.calibration.trust_of`), recorded in the report
+    as ``calibration`` and ``trusted`` (None: not calibrated).
 
     Raises :class:`Interrupted` after a Ctrl-C and :class:`JudgeFailed` when no sample could be scored,
     in both cases after writing the report.
@@ -185,6 +189,8 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
         "wall_time_s": round(wall, 2),
         "samples_per_s": round(len(per_sample) / wall, 3) if wall > 0 else None,
         "created": stamp,
+        "trusted": trust.get("trusted") if trust else None,
+        "calibration": trust,
         "results": summary,
         "samples": per_sample,
     }
@@ -214,9 +220,29 @@ def judge_run(run_dir: Path | str, client: ChatClient, *, metrics: list[str] | N
 
 def _cmd_judge(args) -> int:
     from ..cli_args import judge_client
+    from .calibration import DEFAULT_ITEMS, calibrate, trust_of
 
-    judge_run(Path(args.run_dir), judge_client(args), metrics=args.metrics.split(",") if args.metrics else None,
-              tasks=args.tasks.split(",") if args.tasks else None, limit=args.limit, concurrency=args.concurrency)
+    client = judge_client(args)
+    if args.pairwise:
+        from .pairwise import judge_pairwise
+
+        if args.run_dir:
+            raise DataError("give the runs to compare after --pairwise only (e.g. --pairwise RUN_A RUN_B)")
+        judge_pairwise([Path(p) for p in args.pairwise], client, limit=args.limit, concurrency=args.concurrency)
+        return 0
+    if not args.run_dir:
+        raise DataError("give a run folder to judge, `calibrate`, or --pairwise RUN_A RUN_B")
+    if args.run_dir == "calibrate" and not Path("calibrate").is_dir():
+        calibrate(client, n=args.limit or DEFAULT_ITEMS, concurrency=args.concurrency)
+        return 0
+    sample_files(args.run_dir)  # a bad folder is an error before any call is made
+    trust = None if args.no_calibration else trust_of(client)
+    judge_run(Path(args.run_dir), client, metrics=args.metrics.split(",") if args.metrics else None,
+              tasks=args.tasks.split(",") if args.tasks else None, limit=args.limit, concurrency=args.concurrency,
+              trust=trust)
+    if trust and trust.get("trusted") is False:
+        print(f"WARNING: these scores come from a judge that failed calibration (AUC {trust['auc']:.3f}); "
+              "the report is marked trusted: false", file=sys.stderr)
     return 0
 
 
@@ -226,7 +252,15 @@ def add_cli(sub) -> None:
 
     j = sub.add_parser("judge", help="score a run's logged samples with an LLM judge (cached, budgeted); "
                        "writes judge_<model>_<stamp>.json beside them")
-    j.add_argument("run_dir", help="folder with lm-eval samples_*.jsonl (from --log_samples)")
+    j.add_argument("run_dir", nargs="?", help="folder with lm-eval samples_*.jsonl (from --log_samples), or `calibrate`: "
+                   "measure the judge on the bundle's validation split (AUC, Spearman, unparseable rate, length "
+                   "bias) into results/judge_calibration/ (--limit: documents per rubric, default 20)")
+    j.add_argument("--pairwise", nargs="+", metavar="RUN",
+                   help="compare two or more runs' answers to the same documents head to head, each pair asked in "
+                        "both orders (a verdict counts only when both agree); win/tie/loss, consistency, "
+                        "Bradley-Terry for 3+ runs, into results/judge_pairwise/")
+    j.add_argument("--no-calibration", action="store_true",
+                   help="do not look up or run the judge's calibration (the report says trusted: null)")
     add_judge_endpoint_args(j)
     j.add_argument("--metrics", help="comma-separated: qa_correctness, title_quality (default: all that apply)")
     j.add_argument("--tasks", help="comma-separated task names (default: every logged judgeable task)")

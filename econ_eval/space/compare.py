@@ -82,6 +82,7 @@ def adapter_card(adapter: str | Path | None) -> tuple[str, str]:
 
 
 def example_label(task: str, doc: dict, i: int) -> str:
-    head = doc.get("question") or doc.get("title", "")  # a question, else the paper's or story's title
+    # a question, else the paper's or story's title, else the sentence itself (FOMC, FPB)
+    head = doc.get("question") or doc.get("title") or doc.get("text", "")
     head = " ".join(str(head).split())
     return f"{i + 1}. {head[:90]}"

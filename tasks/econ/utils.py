@@ -10,4 +10,7 @@ from econ_eval.lm_tasks import (  # noqa: F401  (names the YAMLs use)
     precision, process_classify, process_classify_gen, process_mmlu, process_qa, process_qa_rag, process_signal,
     process_signal_gen, process_titles, qa_prompt, qa_rag_prompt, qa_target, recall, score, signal_choices, signal_gold,
     signal_label_filter, signal_prompt, signal_target, titles_prompt, titles_target, weighted_f1,
+    fomc_choices, fomc_gold, fomc_label_filter, fomc_prompt, fomc_target, fpb_prompt, process_fomc, process_fomc_gen,
+    process_sentiment, process_sentiment_gen, sentiment_choices, sentiment_gold, sentiment_label_filter,
+    sentiment_target, avg_f1, headlines_prompt, process_headlines, process_headlines_gen, yes_no_gold, yes_no_target,
 )
