@@ -366,6 +366,29 @@ def load_mmlu(raw: Path, split: str) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------- CSV sources
+def _csv_rows(path: Path, needed: list[str], *, delimiter: str = ",", hint: str = ""):
+    """``(path:line, row)`` of a UTF-8 CSV file with a header, after checking the header has ``needed``."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        missing = [f for f in needed if f not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing}; expected {', '.join(needed)}"
+                            + (f" ({hint})" if hint else ""))
+        for row in reader:
+            yield f"{path}:{reader.line_num}", row
+
+
+def _text_field(where: str, row: dict, field: str) -> str:
+    """A row's text field with white space collapsed; empty is an error naming the line and the field."""
+    text = _WS.sub(" ", row.get(field) or "").strip()
+    if not text:
+        raise DataError(f"{where}: field {field!r} is empty")
+    return text
+
+
 # --------------------------------------------------------------------------- FOMC hawkish / dovish
 #: the dataset's label codes (SOURCE.md): 0 dovish, 1 hawkish, 2 neutral
 FOMC_LABELS = {"0": "dovish", "1": "hawkish", "2": "neutral"}
@@ -378,36 +401,25 @@ def load_fomc(raw: Path, *, dropped: dict | None = None) -> list[dict]:
     A sentence listed more than once with the same label is kept once (its first row); a sentence with
     conflicting labels is dropped (SOURCE.md); both are counted in ``dropped``.
     """
-    import csv
-
     path = _require(raw / "fomc_hawkish_dovish" / "fomc_sentences.csv")
-    fields = ["sentence", "year", "label", "source"]
     by_text: dict[str, dict] = {}
     labels_of: dict[str, set] = {}
     repeats = 0
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [f for f in fields if f not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; expected {', '.join(fields)}")
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            text = _WS.sub(" ", row["sentence"] or "").strip()
-            if not text:
-                raise DataError(f"{where}: field 'sentence' is empty")
-            if row["label"] not in FOMC_LABELS:
-                raise DataError(f"{where}: field 'label' must be 0 (dovish), 1 (hawkish) or 2 (neutral), "
-                                f"got {row['label']!r}")
-            if row["source"] not in FOMC_SOURCES:
-                raise DataError(f"{where}: field 'source' must be one of {list(FOMC_SOURCES)}, got {row['source']!r}")
-            if not (row["year"] or "").isdigit():
-                raise DataError(f"{where}: field 'year' must be a year, got {row['year']!r}")
-            labels_of.setdefault(text, set()).add(row["label"])
-            if text in by_text:
-                repeats += 1
-                continue
-            by_text[text] = {"text": text, "label": FOMC_LABELS[row["label"]], "source": row["source"],
-                             "year": int(row["year"])}
+    for where, row in _csv_rows(path, ["sentence", "year", "label", "source"]):
+        text = _text_field(where, row, "sentence")
+        if row["label"] not in FOMC_LABELS:
+            raise DataError(f"{where}: field 'label' must be 0 (dovish), 1 (hawkish) or 2 (neutral), "
+                            f"got {row['label']!r}")
+        if row["source"] not in FOMC_SOURCES:
+            raise DataError(f"{where}: field 'source' must be one of {list(FOMC_SOURCES)}, got {row['source']!r}")
+        if not (row["year"] or "").isdigit():
+            raise DataError(f"{where}: field 'year' must be a year, got {row['year']!r}")
+        labels_of.setdefault(text, set()).add(row["label"])
+        if text in by_text:
+            repeats += 1
+            continue
+        by_text[text] = {"text": text, "label": FOMC_LABELS[row["label"]], "source": row["source"],
+                         "year": int(row["year"])}
     conflicting = sorted(t for t, labels in labels_of.items() if len(labels) > 1)
     if dropped is not None:
         dropped["fomc_repeated_rows"] = repeats
@@ -481,32 +493,22 @@ HEADLINE_SENTIMENTS = ("positive", "negative", "neutral", "none")
 def load_headlines(raw: Path) -> list[dict]:
     """Gold-commodity news headlines with their 0/1 labels per question type (``labels``) and the price
     sentiment; one row per distinct headline (the first one)."""
-    import csv
-
     path = _require(raw / "gold_news_headlines" / "gold-dataset-sinha-khandait.csv")
     out, seen = [], set()
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        needed = ["News", "Price Sentiment", *_HEADLINE_COLUMNS.values()]
-        missing = [c for c in needed if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing} (the file is tab-separated; see its SOURCE.md)")
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            text = _WS.sub(" ", row["News"] or "").strip()
-            if not text:
-                raise DataError(f"{where}: field 'News' is empty")
-            sentiment = (row["Price Sentiment"] or "").strip()
-            if sentiment not in HEADLINE_SENTIMENTS:
-                raise DataError(f"{where}: field 'Price Sentiment' must be one of {list(HEADLINE_SENTIMENTS)}, "
-                                f"got {row['Price Sentiment']!r}")
-            labels = {"price_or_not": int(sentiment != "none")}
-            for key, column in _HEADLINE_COLUMNS.items():
-                if row[column] not in ("0", "1"):
-                    raise DataError(f"{where}: field {column!r} must be 0 or 1, got {row[column]!r}")
-                labels[key] = int(row[column])
-            if text.lower() in seen:
-                continue
-            seen.add(text.lower())
-            out.append({"text": text, "price_sentiment": sentiment, "labels": labels})
+    for where, row in _csv_rows(path, ["News", "Price Sentiment", *_HEADLINE_COLUMNS.values()], delimiter="\t",
+                                hint="the file is tab-separated; see its SOURCE.md"):
+        text = _text_field(where, row, "News")
+        sentiment = (row["Price Sentiment"] or "").strip()
+        if sentiment not in HEADLINE_SENTIMENTS:
+            raise DataError(f"{where}: field 'Price Sentiment' must be one of {list(HEADLINE_SENTIMENTS)}, "
+                            f"got {row['Price Sentiment']!r}")
+        labels = {"price_or_not": int(sentiment != "none")}
+        for key, column in _HEADLINE_COLUMNS.items():
+            if row[column] not in ("0", "1"):
+                raise DataError(f"{where}: field {column!r} must be 0 or 1, got {row[column]!r}")
+            labels[key] = int(row[column])
+        if text.lower() in seen:
+            continue
+        seen.add(text.lower())
+        out.append({"text": text, "price_sentiment": sentiment, "labels": labels})
     return out
