@@ -133,7 +133,7 @@ def test_first_ctrl_c_stops_the_judge_and_saves(slow_judge, tmp_path):
     src = sorted(PUBLISHED_RUN.glob("samples_econ_qa_*.jsonl"))[-1]
     (run / src.name).write_text("".join(src.read_text().splitlines(keepends=True)[:8]))
     proc = subprocess.Popen([sys.executable, "-m", "econ_eval.cli", "judge", str(run), "--judge-model", "slow",
-                             "--judge-base-url", url, "--concurrency", "2"], stdout=subprocess.PIPE,
+                             "--judge-base-url", url, "--concurrency", "2", "--no-calibration"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "ECON_EVAL_HOME": str(tmp_path / "home")})
     assert _wait_for(lambda: handler.requests >= 3), "the judge never reached the server"

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .. import config, run_folder
-from ..io import DataError, atomic_write_json, read_jsonl
+from ..io import DataError, Interrupted, atomic_write_json, read_jsonl
 from .client import BudgetExhausted, ChatClient, EndpointUnreachable, base_url_host
 from .jobs import run_jobs
 from .rubrics import JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, parse_judgement
@@ -191,6 +191,9 @@ def calibrate(client: ChatClient, *, bundle: Path | None = None, n: int = DEFAUL
         log(f"{metric:<16} AUC {_fmt(s['auc'])}  Spearman {_fmt(s['spearman'])}  unparseable "
             f"{_fmt(s['unparseable_rate'])}  length bias {_fmt(s['length_bias'])}  ({s['n_scored']}/{s['n_items']})")
     log(f"calls {client.calls}, cache hits {client.cache_hits}; wrote {path}")
+    if interrupted:
+        raise Interrupted(f"interrupted: calibration stopped after {overall['n_scored']} of {len(scored)} items, "
+                          f"saved to {path}; run the same command again to resume (replies are cached)")
     if not report["trusted"]:
         log(f"WARNING: {client.model} does not pass the trust gate (AUC {_fmt(overall['auc'])} < {TRUST_AUC}): "
             "its scores cannot tell right answers from wrong ones; do not report them as quality")
