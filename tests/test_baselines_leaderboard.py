@@ -256,7 +256,7 @@ def test_readme_tables_are_generated_from_results(tmp_path):
     assert set(blocks) == {"leaderboard", "results", "drift"}
     for name, content in blocks.items():
         assert readme_blocks.read_block(readme, name).strip() == content.strip(), name
-    assert "smollm2-135m-lora" in blocks["results"] and "econ_titles" in blocks["drift"]
+    assert "smollm2-135m" in blocks["results"] and "econ_titles" in blocks["drift"]
     copy = tmp_path / "README.md"
     cmd = readme_blocks.LEADERBOARD_COMMAND
     copy.write_text("intro\n" + "".join(f"{readme_blocks.start_marker(n, cmd)}\nstale\n{readme_blocks.end_marker(n)}\n"
