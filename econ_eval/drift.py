@@ -28,7 +28,7 @@ import numpy as np
 
 from . import config, run_folder, tasks
 from .io import DataError, atomic_write_json, read_json, read_jsonl
-from .metrics import BOOTSTRAP_ITERS, CORPUS_METRICS
+from .metrics import BOOTSTRAP_ITERS, CORPUS_METRICS, bootstrap_interval
 
 DEFAULT_CUTOFF = "2020-01"
 #: Near-exact reproduction of a title: normalised similarity at least this (difflib ratio).
@@ -89,16 +89,6 @@ def title_reproduction(reference: str, generated: str) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- statistics
-def bootstrap_interval(fn: Callable[[list], float], items: list, *, n: int, seed: int) -> tuple[float, float] | None:
-    """Percentile bootstrap 95% interval of ``fn`` over ``items`` (None with fewer than 2 items)."""
-    if len(items) < 2 or n < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    values = [fn([items[i] for i in rng.integers(0, len(items), len(items))]) for _ in range(n)]
-    lo, hi = np.nanpercentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 def permutation_p_value(fn: Callable[[list], float], before: list, after: list, *, n: int, seed: int) -> float | None:
     """Two-sided permutation p-value of ``fn(after) - fn(before)`` (group labels shuffled ``n`` times)."""
     if len(before) < 2 or len(after) < 2 or n < 1:

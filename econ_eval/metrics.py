@@ -64,6 +64,16 @@ def bootstrap_stderr(fn: Callable, items: Sequence, iters: int | None = None, se
     return float(np.std(values, ddof=1))
 
 
+def bootstrap_interval(fn: Callable, items: list, *, n: int, seed: int) -> tuple[float, float] | None:
+    """Percentile bootstrap 95% interval of ``fn`` over ``items`` (None with fewer than 2 items)."""
+    if len(items) < 2 or n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    values = [fn([items[i] for i in rng.integers(0, len(items), len(items))]) for _ in range(n)]
+    lo, hi = np.nanpercentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 # --------------------------------------------------------------------------- generation metrics
 @corpus_metric
 def bleu(items: Sequence[tuple[str, str]]) -> float:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .. import config, run_folder
-from ..io import DataError, Interrupted, atomic_write_json, read_jsonl
+from ..io import DataError, Interrupted, read_jsonl
 from .client import BudgetExhausted, ChatClient, EndpointUnreachable, base_url_host
 from .jobs import run_jobs
 from .rubrics import JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, parse_judgement
@@ -185,8 +185,7 @@ def calibrate(client: ChatClient, *, bundle: Path | None = None, n: int = DEFAUL
         "results": summary, "items": scored,
     }
     out_dir = Path(out_dir) if out_dir else calibration_dir()
-    safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in client.model)
-    path = atomic_write_json(out_dir / f"judge_calibration_{safe}_{stamp}.json", report, overwrite=False)
+    path = run_folder.write_scores(out_dir, "judge_calibration", client.model, report, stamp)
     for metric, s in summary.items():
         log(f"{metric:<16} AUC {_fmt(s['auc'])}  Spearman {_fmt(s['spearman'])}  unparseable "
             f"{_fmt(s['unparseable_rate'])}  length bias {_fmt(s['length_bias'])}  ({s['n_scored']}/{s['n_items']})")

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import config, run_folder
-from ..io import DataError, atomic_write_json
+from ..io import DataError
 from .client import BudgetExhausted, ChatClient, EndpointUnreachable, base_url_host
 from .jobs import run_jobs
+from ..metrics import bootstrap_interval
 from .rubrics import PAIRWISE_PROMPT_VERSION, PAIRWISE_SCHEMA, pairwise_messages, parse_verdict
 from .run import load_judgeable
 
@@ -79,11 +80,8 @@ def win_rate_interval(outcomes: list[str], iters: int = 1000, seed: int = config
     values = [{"win": 1.0, "tie": 0.5, "loss": 0.0}[o] for o in outcomes if o in ("win", "tie", "loss")]
     if not values:
         return {"win_rate": None, "ci95": None}
-    rng = np.random.default_rng(seed)
-    arr = np.array(values)
-    boots = [arr[rng.integers(0, len(arr), len(arr))].mean() for _ in range(iters)] if len(arr) > 1 else []
-    return {"win_rate": float(arr.mean()),
-            "ci95": [float(x) for x in np.percentile(boots, [2.5, 97.5])] if boots else None}
+    ci = bootstrap_interval(lambda xs: float(np.mean(xs)), values, n=iters, seed=seed)
+    return {"win_rate": float(np.mean(values)), "ci95": list(ci) if ci else None}
 
 
 def bradley_terry(n_systems: int, games: list[tuple[int, int, float]], iters: int = 200) -> list[float]:
@@ -148,8 +146,7 @@ def judge_pairwise(runs: list[Path], client: ChatClient, *, limit: int | None = 
         "items": items,
     }
     out_dir = Path(out_dir) if out_dir else config.results_dir() / "judge_pairwise"
-    safe = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in client.model)
-    path = atomic_write_json(out_dir / f"judge_pairwise_{safe}_{stamp}.json", report, overwrite=False)
+    path = run_folder.write_scores(out_dir, "judge_pairwise", client.model, report, stamp)
     for name, s in pairs.items():
         wr = "n/a" if s["win_rate"] is None else f"{s['win_rate']:.3f}"
         ci = f" [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]" if s["ci95"] else ""
