@@ -249,6 +249,24 @@ def real_bundle(tmp_path_factory):
     return out, manifest
 
 
+REPO_RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def _result_files() -> set[str]:
+    return {str(p.relative_to(REPO_RESULTS)) for p in REPO_RESULTS.rglob("*") if p.is_file()} \
+        if REPO_RESULTS.is_dir() else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_test_writes_into_the_published_results():
+    """Tests write into temporary folders only: the session fails if any test left a file in results/
+    (a judge test once filed calibration files of its stub endpoints there, and they got committed)."""
+    before = _result_files()
+    yield
+    leaked = sorted(_result_files() - before)
+    assert not leaked, f"tests wrote into the published results/: {leaked[:10]}"
+
+
 @pytest.fixture
 def bundle_env(real_bundle, monkeypatch):
     """Point ECON_EVAL_DATA at the real bundle for the duration of a test."""

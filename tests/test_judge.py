@@ -19,7 +19,7 @@ import pytest
 from econ_eval.judge.client import ChatClient, ReplyCache, base_url_host
 from econ_eval.judge.rubrics import (JUDGE_PROMPT_VERSION, SCORE_SCHEMA, judge_messages, metrics_for_task,
                                      parse_judgement)
-from econ_eval.io import read_jsonl
+from econ_eval.io import DataError, read_jsonl
 from econ_eval.judge.run import JudgeFailed, judge_run, load_judgeable, sample_files
 from tests.http_stubs import StubHandler, chat_completion
 
@@ -377,6 +377,23 @@ def test_auc_and_spearman_on_hand_made_scores():
     s = summarise(rows)["qa_correctness"]
     assert s["auc"] == pytest.approx(0.25) and s["length_bias"] == 1.0 and s["unparseable_rate"] == 0.2
     assert s["mean_score_by_kind"]["reference"] == 9.0 and s["n_scored"] == 4
+
+
+def test_a_judge_that_answers_nothing_leaves_no_calibration_file(tiny_bundle, tmp_path):
+    """Regression: an unreachable judge used to write an empty, incomplete calibration file (into the repo's
+    results/ when a test ran `econ-eval judge` against a closed port)."""
+    from econ_eval.judge.calibration import calibrate, trust_of
+    from econ_eval.judge.server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    client = ChatClient("nobody", base_url=url, retries=0, backoff=0.01, timeout=5,
+                        cache=ReplyCache(tmp_path / "c.sqlite"))
+    with pytest.raises(DataError, match=r"answered none of the \d+ calibration items.*nothing was saved"):
+        calibrate(client, bundle=tiny_bundle, n=2, out_dir=tmp_path / "cal", log=lambda m: None)
+    assert not (tmp_path / "cal").exists() or not any((tmp_path / "cal").iterdir())
+    trust = trust_of(client, bundle=tiny_bundle, out_dir=tmp_path / "cal", log=lambda m: None)
+    assert trust["trusted"] is None and "answered none" in trust["reason"]
+    assert not (tmp_path / "cal").exists() or not any((tmp_path / "cal").iterdir())
 
 
 def test_calibration_set_comes_from_validation_only(tiny_bundle):

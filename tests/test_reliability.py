@@ -135,7 +135,8 @@ def test_first_ctrl_c_stops_the_judge_and_saves(slow_judge, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "econ_eval.cli", "judge", str(run), "--judge-model", "slow",
                              "--judge-base-url", url, "--concurrency", "2", "--no-calibration"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "ECON_EVAL_HOME": str(tmp_path / "home")})
+                            env={**os.environ, "ECON_EVAL_HOME": str(tmp_path / "home"),
+                                 "ECON_EVAL_RESULTS": str(tmp_path / "results")})
     assert _wait_for(lambda: handler.requests >= 3), "the judge never reached the server"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -149,11 +150,36 @@ def test_first_ctrl_c_stops_the_judge_and_saves(slow_judge, tmp_path):
     assert statuses.count("scored") >= 2 and "not_run" in statuses and len(statuses) == 8
     # a rerun resumes: the scored ones come from the cache
     proc = _cli("judge", str(run), "--judge-model", "slow", "--judge-base-url", url, "--concurrency", "4",
-                env={"ECON_EVAL_HOME": str(tmp_path / "home")})
+                "--no-calibration", env={"ECON_EVAL_HOME": str(tmp_path / "home"),
+                                         "ECON_EVAL_RESULTS": str(tmp_path / "results")})
     assert proc.returncode == 0, proc.stderr[-2000:]
     newest = max(run.glob("judge_*.json"), key=lambda p: p.name)
     again = json.loads(newest.read_text())
     assert again["complete"] and again["cache_hits"] == statuses.count("scored")
+
+
+def test_ctrl_c_during_calibration_stops_and_saves(slow_judge, tiny_bundle, tmp_path):
+    """Ctrl-C during `econ-eval judge calibrate`: exit 130, the items scored so far saved (marked interrupted
+    and incomplete, so the trust gate never uses it), no traceback; a rerun completes from the cache."""
+    handler, url = slow_judge
+    env = {**os.environ, "ECON_EVAL_HOME": str(tmp_path / "home"), "ECON_EVAL_RESULTS": str(tmp_path / "results"),
+           "ECON_EVAL_DATA": str(tiny_bundle)}
+    args = [sys.executable, "-m", "econ_eval.cli", "judge", "calibrate", "--judge-model", "slow", "--judge-base-url",
+            url, "--concurrency", "2", "--limit", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert _wait_for(lambda: handler.requests >= 3), "the calibration never reached the server"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err
+    (saved,) = (tmp_path / "results" / "judge_calibration").glob("judge_calibration_slow_*.json")
+    report = json.loads(saved.read_text())
+    assert report["interrupted"] and not report["complete"]
+    assert "not_run" in [i["status"] for i in report["items"]]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    newest = max((tmp_path / "results" / "judge_calibration").glob("judge_calibration_slow_*.json"))
+    assert json.loads(newest.read_text())["complete"]
 
 
 @pytest.mark.slow

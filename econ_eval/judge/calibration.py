@@ -171,6 +171,14 @@ def calibrate(client: ChatClient, *, bundle: Path | None = None, n: int = DEFAUL
     scored = [r if r is not None else {**{k: it[k] for k in ("metric", "kind", "doc_index", "expected", "correct")},
                                        "score": None, "status": "not_run", "cached": False, "error": None}
               for r, it in zip(results, items)]
+    answered = sum(s["status"] in ("scored", "unparseable") for s in scored)
+    if not answered:  # nothing measured: a file would only be noise that later lookups must skip
+        first = next((s["error"] for s in scored if s["error"]), "no reply")
+        if interrupted:
+            raise Interrupted("interrupted before the judge answered any calibration item; nothing was saved")
+        raise DataError(f"the judge {client.model} at {base_url_host(client.base_url)} answered none of the "
+                        f"{len(items)} calibration items ({first}); nothing was saved. Check the endpoint "
+                        "(--judge-base-url) and the model name (--judge-model)")
     summary = summarise(scored)
     overall = summary["all"]
     stamp = run_folder.new_stamp()
