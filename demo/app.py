@@ -5,8 +5,12 @@
 
 Offline-safe: no analytics, no share link, nothing fetched from the internet. One model in memory:
 the base column is the same PeftModel with its adapter disabled. Settings also come from the
-environment (ECON_EVAL_BASE, ECON_EVAL_ADAPTER, ECON_EVAL_MAX_NEW_TOKENS, ECON_EVAL_EXAMPLES_PER_TASK),
-which is how a Space configures the module-level app.
+environment (ECON_EVAL_BASE, ECON_EVAL_ADAPTER, ECON_EVAL_MAX_NEW_TOKENS, ECON_EVAL_EXAMPLES_PER_TASK,
+ECON_EVAL_JUDGE_MODEL, ECON_EVAL_JUDGE_BASE_URL), which is how a Space configures the module-level app.
+
+With a judge (``--judge-model M --judge-base-url URL``, any OpenAI-compatible endpoint, e.g.
+``econ-eval serve-judge``), the Compare tab adds the judge's pairwise verdict on test examples of the
+judged tasks (QA, titles): tuned vs base asked in both orders, with the judge's calibration status.
 """
 
 from __future__ import annotations
@@ -63,10 +67,15 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default="bfloat16", help="model dtype on CPU (default: %(default)s)")
     p.add_argument("--examples", type=int, default=int(env("ECON_EVAL_EXAMPLES_PER_TASK", 40)),
                    help="test examples offered per task (default: %(default)s)")
+    p.add_argument("--judge-model", default=env("ECON_EVAL_JUDGE_MODEL"),
+                   help="judge for a pairwise verdict in the Compare tab (default: none)")
+    p.add_argument("--judge-base-url", default=env("ECON_EVAL_JUDGE_BASE_URL"),
+                   help="the judge's OpenAI-compatible base URL (e.g. http://127.0.0.1:8091/v1)")
     return p.parse_args(argv)
 
 
-def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: int = 40) -> gr.Blocks:
+def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: int = 40, judge=None) -> gr.Blocks:
+    """The Blocks app; ``judge``: a ChatClient whose pairwise verdict the Compare tab shows (None: no judge)."""
     examples = {}
     for label, task in space.DEMO_TASKS.items():
         try:
@@ -74,6 +83,11 @@ def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: i
         except DataError:
             examples[task] = []
     adapter_name, adapter_card = space.adapter_card(pair.adapter)
+    judge_calibration = None
+    if judge is not None:
+        from econ_eval.judge.calibration import find_calibration
+
+        judge_calibration = find_calibration(judge.model, judge.base_url)
     tuned_label = f"tuned ({adapter_name})" if pair.adapter else "tuned (no adapter given)"
 
     def example_choices(task_label):
@@ -115,6 +129,14 @@ def build_app(pair: space.SideBySide, *, max_new_tokens: int = 64, n_examples: i
         if from_test:
             lines.append(f"base: {space.score_answer(task, doc, base_text)}")
             lines.append(f"tuned: {space.score_answer(task, doc, tuned_text)}")
+            if judge is not None:
+                yield base_text.strip(), tuned_text.strip(), gold, "\n\n".join(lines + ["asking the judge ..."])
+                try:
+                    verdict = space.judge_verdict(judge, task, doc, base_text, tuned_text, judge_calibration)
+                except Exception as exc:  # noqa: BLE001 - the answers stand; the verdict says what failed
+                    verdict = f"judge `{judge.model}` failed: {exc}"
+                if verdict:
+                    lines.append(verdict)
         yield base_text.strip(), tuned_text.strip(), gold, "\n\n".join(lines)
 
     def show_example(task_label, example):
@@ -240,7 +262,13 @@ def create_demo(args) -> gr.Blocks:
         print(f"warning: adapter {args.adapter} not found; the tuned column will equal the base", file=sys.stderr)
     print(f"loading {args.base}" + (f" + {Path(adapter).name}" if adapter else "") + " ...", flush=True)
     pair = space.SideBySide(args.base, adapter, dtype=args.dtype)
-    return build_app(pair, max_new_tokens=args.max_new_tokens, n_examples=args.examples).queue(
+    judge = None
+    if args.judge_model:
+        from econ_eval.judge.client import ChatClient
+
+        judge = ChatClient(args.judge_model, base_url=args.judge_base_url, timeout=60, retries=1, max_tokens=256)
+        print(f"pairwise judge: {args.judge_model} at {args.judge_base_url or 'the default endpoint'}", flush=True)
+    return build_app(pair, max_new_tokens=args.max_new_tokens, n_examples=args.examples, judge=judge).queue(
         default_concurrency_limit=1)
 
 

@@ -23,7 +23,7 @@ INVALID = "[invalid]"
 SIGNAL_STORY_CHARS = 600
 
 
-def _clip(text: str, limit: int) -> str:
+def clip_text(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` characters at a word boundary, marking the cut."""
     text = text.replace("\n", " ")
     if len(text) <= limit:
@@ -96,7 +96,7 @@ def qa_rag_prompt(doc: dict) -> str:
 # ------------------------------------------------------------------ econ_signal
 def signal_prompt(doc: dict) -> str:
     return (f"Date: {doc['date'].split(' ')[0]}\nHeadline: {doc['title']}\n"
-            f"Story: {_clip(doc['text'], SIGNAL_STORY_CHARS)}\n\n"
+            f"Story: {clip_text(doc['text'], SIGNAL_STORY_CHARS)}\n\n"
             "Is this news story an investment signal: a new, material, non-routine event that an investor "
             "would act on (takeover bid, earnings surprise or warning, rating change, default, policy "
             "decision, supply shock, major contract)? Routine items (results tables, usual dividends, bond "

@@ -249,6 +249,18 @@ def real_bundle(tmp_path_factory):
     return out, manifest
 
 
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory):
+    """The real llama.cpp OpenAI-compatible server on 127.0.0.1, serving the embedded GGUF."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is installed by `make setup`")
+    from econ_eval.judge.server import start_llama_server
+
+    server = start_llama_server("smollm2-135m", threads=2, n_ctx=4096,
+                                log_path=tmp_path_factory.mktemp("llama") / "server.log")
+    yield server
+    server.stop()
+
+
 REPO_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 

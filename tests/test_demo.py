@@ -110,7 +110,7 @@ def test_leaderboard_rows_filter_and_sort():
 
 # ------------------------------------------------------------------ the running app
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, real_bundle):
+def app_url(tmp_path_factory, real_bundle, llama):
     from econ_eval.judge.server import free_port
 
     if not ADAPTER.is_dir():
@@ -119,8 +119,10 @@ def app_url(tmp_path_factory, real_bundle):
     log = tmp_path_factory.mktemp("demo") / "app.log"
     # test examples come from the bundle built from the real data (a clean clone has no data/econbench)
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "ECON_EVAL_DATA": str(real_bundle[0])}
+    env["ECON_EVAL_HOME"] = str(tmp_path_factory.mktemp("home"))  # the judge's reply cache
     proc, url = _launch([sys.executable, str(REPO / "demo" / "app.py"), "--port", str(port), "--max-new-tokens", "6",
-                         "--examples", "5"], port, log, env)
+                         "--examples", "5", "--judge-model", llama.alias, "--judge-base-url", llama.base_url],
+                        port, log, env)
     yield url
     proc.terminate()
     proc.wait(30)
@@ -136,6 +138,13 @@ def test_compare_endpoint_returns_two_answers(app_url):
     base, tuned, gold, score = client.predict("Investment signal", "", "", "", api_name=name)
     assert base.strip() and tuned.strip() and gold in ("Yes", "No")
     assert "time to first token" in score and score.count("parsed:") == 2
+    assert "judge" not in score  # no judge rubric applies to the signal task
+    # a QA test example: the configured judge's pairwise verdict, both orders, with its calibration status
+    base, tuned, gold, score = client.predict("Question answering", "", "", "", api_name=name)
+    verdict = next(line for line in score.splitlines() if line.startswith("judge `smollm2-135m`"))
+    assert "qa_correctness: **" in verdict and "tuned first: " in verdict and "base first: " in verdict
+    assert any(words in verdict for words in space.VERDICT_WORDS.values())
+    assert "calibrat" in verdict  # says whether the judge passed, failed or was never calibrated
     # pasted text works too (no gold answer)
     base, tuned, gold, _ = client.predict("Title generation", "", "We study minimum wages and teen employment.", "",
                                           api_name=name)

@@ -35,6 +35,10 @@ def test_shipped_recipes_validate(path):
     ({"mixture": {"econ_mmlu": {"weight": 1}}}, r"mixture task 'econ_mmlu' is not trainable"),
     ({"mixture": {"econ_qa": {"weight": 1, "cap": 3}}}, r"mixture.econ_qa takes only"),
     ({"mixture": {"econ_qa": {"balance_labels": True}}}, r"balance_labels applies to"),
+    ({"mixture": {"econ_qa": {"max_chars": 10}}}, r"mixture.econ_qa.max_chars must be an integer >= 50"),
+    ({"validation": {"econ_mmlu": 5}}, r"validation task 'econ_mmlu' is not trainable"),
+    ({"validation": {"econ_signal": 0}}, r"validation.econ_signal must be a positive number of rows"),
+    ({"validation": [1, 2]}, r"key .validation. must be dict"),
     ({"bf16": "yes"}, r"'bf16' must be true/false"),
     ({"lr_scheduler_type": "cosyne"}, r"cosyne is not a valid SchedulerType"),  # TRL/transformers' own check
     # recipes written before the TrlParser format: a clear error naming the new key
@@ -80,6 +84,32 @@ def test_mixture_uses_train_split_and_task_prompts(real_bundle):
     assert answers.count("Yes") == 5 and answers.count("No") == 5  # 13% positives in train, 50% here
 
 
+def test_max_chars_clips_texts_and_validation_rows_come_from_validation(real_bundle):
+    from econ_eval.finetune.data import validation_rows
+
+    bundle, _ = real_bundle
+    recipe = validate({"mixture": {"econ_signal": {"max_examples": 6, "max_chars": 120},
+                                   "econ_classify": {"max_examples": 4, "max_chars": 200}},
+                       "validation": {"econ_signal": 3, "econ_classify": 2}})
+    full = mixture_rows(bundle, validate({"mixture": {"econ_signal": {"max_examples": 6},
+                                                      "econ_classify": {"max_examples": 4}}}))
+    clipped = mixture_rows(bundle, recipe)
+    assert [r["completion"] for r in clipped] == [r["completion"] for r in full]  # same examples, same order
+    for short, long in zip(clipped, full):
+        assert len(short["prompt"][0]["content"]) <= len(long["prompt"][0]["content"])
+    story = next(r for r in clipped if r["task"] == "econ_signal")["prompt"][0]["content"]
+    assert len(story.split("Story: ", 1)[1].split("\n\n", 1)[0]) <= 120 + 4  # clipped at a word, " ..." marks it
+    held_out = validation_rows(bundle, recipe)
+    assert [r["task"] for r in held_out].count("econ_signal") == 3 and len(held_out) == 5
+    assert held_out == validation_rows(bundle, recipe)  # fixed set
+    val_titles = {r["title"] for r in read_jsonl(bundle / "econ_signal" / "validation.jsonl")}
+    for r in held_out:
+        if r["task"] == "econ_signal":
+            headline = r["prompt"][0]["content"].split("Headline: ", 1)[1].split("\n", 1)[0]
+            assert headline in val_titles
+    assert validation_rows(bundle, validate({})) == []  # no validation key: no held-out set
+
+
 def test_loraplus_gives_b_ratio_times_a_learning_rate():
     import torch
     from peft import LoraConfig, get_peft_model
@@ -113,10 +143,15 @@ def test_tiny_training_run_saves_reloads_resumes_and_evaluates(real_bundle, tmp_
     out = tmp_path / "adapter"
     recipe = validate(dict(method="lora", output_dir=str(out), max_steps=3, save_steps=2, logging_steps=1,
                            per_device_train_batch_size=2, max_length=384, lora_r=4, lora_alpha=8,
-                           mixture={"econ_signal": {"max_examples": 8}, "econ_classify": {"max_examples": 4}}))
+                           mixture={"econ_signal": {"max_examples": 8}, "econ_classify": {"max_examples": 4}},
+                           validation={"econ_signal": 2}, eval_steps=2))
     train(recipe, bundle=bundle, log=lambda m: None)
     record = json.loads((out / TRAINING_RECORD).read_text())
     assert record["steps"] == 3 and record["tokens_per_second"] > 0 and record["final_loss"] > 0
+    # the held-out loss: at the scheduled step 2 and, since the schedule stops short of it, at the final step
+    assert [h["step"] for h in record["validation_loss_history"]] == [2, 3]
+    assert record["final_validation_loss"] == record["validation_loss_history"][-1]["loss"] > 0
+    assert "validation " in (out / "README.md").read_text() and "| data mix | econ_signal" in (out / "README.md").read_text()
     assert (out / "adapter_model.safetensors").is_file() and (out / "loss_curve.png").is_file()
     assert "| method | lora" in (out / "README.md").read_text()
     assert (out / "checkpoint-2").is_dir()
@@ -166,22 +201,41 @@ def test_tiny_training_run_saves_reloads_resumes_and_evaluates(real_bundle, tmp_
     assert json.loads(results.read_text())["config"]["model_args"]["peft"] == str(out)
 
 
-def test_lora_vs_loraplus_comparison_logic():
+def test_lora_vs_loraplus_speedup_logic():
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from lora_vs_loraplus import compare
+    from lora_vs_loraplus import smooth, speedup, summarise
 
-    def record(losses, lr=2e-4):
-        return {"steps": len(losses), "wall_time_s": float(len(losses)), "tokens_per_second": 100.0,
-                "recipe": {"learning_rate": lr, "loraplus_lr_ratio": 16},
-                "loss_history": [{"step": i + 1, "loss": v, "elapsed_s": float(i + 1)} for i, v in enumerate(losses)]}
+    def curve(values):
+        return [{"step": 10 * (i + 1), "loss": v} for i, v in enumerate(values)]
 
-    slow = [3.0 - 0.1 * i for i in range(20)]   # reaches 1.1 at the end
-    fast = [3.0 - 0.2 * i if i < 10 else 1.0 for i in range(20)]
-    doc = compare({"lora": record(slow), "loraplus": record(fast)})
-    assert doc["target_loss"] == pytest.approx(sum(slow[-3:]) / 3, abs=1e-3)
-    assert doc["runs"]["loraplus"]["steps_to_target"] < doc["runs"]["lora"]["steps_to_target"]
-    assert doc["speedup_steps_to_target"] == pytest.approx(
-        doc["runs"]["lora"]["steps_to_target"] / doc["runs"]["loraplus"]["steps_to_target"], abs=1e-3)
+    lora = curve([1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4])        # best smoothed 0.4 first at step 60
+    plus = curve([0.9, 0.5, 0.38, 0.38, 0.38, 0.38, 0.38])   # smoothed 0.7, 0.59, 0.42, 0.38: at or below 0.4 from step 40
+    assert smooth([1.0, 0.5, 0.0]) == pytest.approx([0.75, 0.5, 0.25])
+    s = speedup(lora, plus)
+    assert s["lora_steps_to_best"] == 60 and s["loraplus_steps_to_same_loss"] == 40 and s["speedup"] == 1.5
+    never = speedup(lora, curve([1.0] * 7))
+    assert never["loraplus_steps_to_same_loss"] is None and never["speedup"] is None  # reported, not dropped
+    runs = [{"method": m, "learning_rate": lr, "seed": 1, "validation_loss_history": h, "validation_f1": 0.5}
+            for lr, (a, b) in {1e-3: (lora, plus), 2e-4: (lora, curve([1.0] * 7))}.items()
+            for m, h in (("lora", a), ("loraplus", b))]
+    summary = summarise(runs)
+    assert summary["speedup_mean"] == 1.5 and summary["pairs_where_loraplus_never_reached"] == 1
+    assert summary["speedup_by_learning_rate"] == {"0.0002": [None], "0.001": [1.5]}
+
+
+def test_learning_curve_scores_the_suite_tasks_on_validation(tmp_path, bundle_env):
+    """The learning curve's task files are the suite's own tasks with the validation split as test split."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from learning_curve import validation_task_yaml
+    from lm_eval.tasks import TaskManager
+
+    path = validation_task_yaml("econ_signal", tmp_path)
+    loaded = TaskManager(include_path=str(REPO / "tasks")).load([str(path)])
+    task = loaded["tasks"]["econ_signal_validation"]
+    docs = list(task.test_docs())
+    assert len(docs) == len(read_jsonl(bundle_env / "econ_signal" / "validation.jsonl"))
+    assert docs[0] == read_jsonl(bundle_env / "econ_signal" / "validation.jsonl")[0]
+    assert task.config.doc_to_text(docs[0]) == prompts.signal_prompt(docs[0])
 
 
 # ------------------------------------------------------------------ QLoRA on this CPU (bitsandbytes 4-bit)

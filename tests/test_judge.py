@@ -102,18 +102,6 @@ def _snapshot(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-@pytest.fixture(scope="session")
-def llama(tmp_path_factory):
-    """The real llama.cpp OpenAI-compatible server on 127.0.0.1, serving the embedded GGUF."""
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is installed by `make setup`")
-    from econ_eval.judge.server import start_llama_server
-
-    server = start_llama_server("smollm2-135m", threads=2, n_ctx=4096,
-                                log_path=tmp_path_factory.mktemp("llama") / "server.log")
-    yield server
-    server.stop()
-
-
 class _GarbageHandler(StubHandler):
     mode = "garbage"
 
@@ -533,3 +521,22 @@ def test_pairwise_on_the_local_judge_both_orders_cached(llama, run_dir, tmp_path
                                                                    max_tokens=96),
                                       out_dir=tmp_path / "pw2", log=lambda m: None).read_text())
     assert again["calls_made"] == 0 and again["pairs"] == report["pairs"]
+
+
+def test_space_pairwise_verdict_on_the_local_judge(llama, tiny_bundle, tmp_path):
+    """The Compare tab's verdict: tuned vs base in both orders on the real server, worded from the tuned
+    side, with the judge's calibration status; a repeat is served from the cache."""
+    from econ_eval.space.compare import VERDICT_WORDS, judge_verdict
+
+    doc = read_jsonl(tiny_bundle / "econ_qa" / "test.jsonl")[0]
+    client = ChatClient(llama.alias, base_url=llama.base_url, cache=ReplyCache(tmp_path / "c.sqlite"))
+    text = judge_verdict(client, "econ_qa", doc, base_answer="", tuned_answer=doc["answer"],
+                         calibration={"trusted": False, "auc": 0.52})
+    assert client.calls == 2  # both orders asked
+    assert text.startswith(f"judge `{llama.alias}` (FAILED calibration (AUC 0.520 < 0.8)")
+    assert sum(words in text for words in VERDICT_WORDS.values()) == 1
+    again = ChatClient(llama.alias, base_url=llama.base_url, cache=ReplyCache(tmp_path / "c.sqlite"))
+    repeat = judge_verdict(again, "econ_qa", doc, "", doc["answer"], None)
+    assert repeat.endswith(text[text.index("qa_correctness: "):]) and "(not calibrated: run" in repeat
+    assert again.calls == 0 and again.cache_hits == 2
+    assert judge_verdict(client, "econ_signal", doc, "No", "Yes") is None  # no rubric for the signal task

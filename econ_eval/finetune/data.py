@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import tasks
+from ..prompts import clip_text
 from ..data.build import _order_key
 from ..io import read_jsonl
 from .recipe import Recipe
@@ -30,8 +31,44 @@ def _round_robin_by_label(order: list[int], rows: list[dict], task: str) -> list
     return out
 
 
+#: The long text fields of the bundle's documents (abstracts, news stories) that ``max_chars`` clips.
+LONG_FIELDS = ("abstract", "text")
+
+
+def clip_doc(doc: dict, max_chars: int | None) -> dict:
+    """``doc`` with its abstract / story cut to ``max_chars`` at a word boundary (the prompt builders' clip)."""
+    if not max_chars:
+        return doc
+    return {k: clip_text(v, max_chars) if k in LONG_FIELDS and isinstance(v, str) else v for k, v in doc.items()}
+
+
+def _example(task: str, doc: dict) -> dict:
+    spec = tasks.task(task)
+    return {"prompt": [{"role": "user", "content": spec.prompt(doc)}],
+            "completion": [{"role": "assistant", "content": spec.target(doc)}],
+            "task": task}
+
+
+def validation_rows(bundle: Path, recipe: Recipe) -> list[dict]:
+    """The recipe's held-out loss set: the first N rows (seeded order) of each task's VALIDATION split.
+
+    The mixture's ``max_chars`` applies here too, so training and validation losses are comparable.
+    """
+    out = []
+    for task, n in (recipe.econ.validation or {}).items():
+        rows = read_jsonl(Path(bundle) / task / "validation.jsonl")
+        order = sorted(range(len(rows)), key=lambda i: _order_key(recipe.training.seed, f"val:{task}:{i}"))
+        max_chars = ((recipe.econ.mixture or {}).get(task) or {}).get("max_chars")
+        out += [_example(task, clip_doc(rows[i], max_chars)) for i in order[:n]]
+    return out
+
+
 def mixture_rows(bundle: Path, recipe: Recipe) -> list[dict]:
-    """The training rows of a recipe's mixture: per-task caps, weights, seeded order, interleaved."""
+    """The training rows of a recipe's mixture: per-task caps, weights, seeded order, interleaved.
+
+    ``max_chars`` (per task) clips abstracts / stories before the prompt is built: shorter examples,
+    more of them per CPU minute (the task prompts at evaluation see the full text).
+    """
     per_task = {}
     for task, spec in recipe.econ.mixture.items():
         spec = spec or {}
@@ -44,14 +81,8 @@ def mixture_rows(bundle: Path, recipe: Recipe) -> list[dict]:
             order = _round_robin_by_label(order, rows, task)
         cap = spec.get("max_examples")
         n = min(len(rows), int(cap) if cap is not None else len(rows))
-        spec = tasks.task(task)
-        build_prompt, build_target = spec.prompt, spec.target
-        per_task[task] = [
-            {"prompt": [{"role": "user", "content": build_prompt(rows[i])}],
-             "completion": [{"role": "assistant", "content": build_target(rows[i])}],
-             "task": task}
-            for i in order[:n]
-        ]
+        max_chars = spec.get("max_chars")
+        per_task[task] = [_example(task, clip_doc(rows[i], max_chars)) for i in order[:n]]
         per_task[task] = per_task[task] * max(1, int(round(weight))) if weight >= 1 else \
             per_task[task][: max(1, int(len(per_task[task]) * weight))]
     # interleave tasks by a seeded hash so every batch sees a mix

@@ -36,6 +36,8 @@ from ..io import DataError
 METHODS = ("lora", "loraplus", "qlora")
 SAMPLING_STRATEGIES = ("random", "sequential", "group_by_length", "batch_rebalance")
 MIXTURE_TASKS = tuple(tasks.names(trainable=True))
+#: What one task of a mixture takes (see EconArguments.mixture).
+MIXTURE_KEYS = {"weight", "max_examples", "balance_labels", "max_chars"}
 
 #: Keys of recipes written before the TrlParser recipes, with what replaced them.
 RENAMED_KEYS = {
@@ -57,7 +59,9 @@ class EconArguments:
 
     method: str = field(default="lora", metadata={"help": f"one of {METHODS}"})
     mixture: dict = field(default_factory=_default_mixture, metadata={
-        "help": "task mixture: {task: {weight: float, max_examples: int, balance_labels: bool}}"})
+        "help": "task mixture: {task: {weight: float, max_examples: int, balance_labels: bool, max_chars: int}}"})
+    validation: dict | None = field(default=None, metadata={
+        "help": "held-out loss set: {task: number of VALIDATION-split rows}; scored every eval_steps"})
     max_examples: int | None = field(default=None, metadata={"help": "total cap after weighting"})
     loraplus_lr_ratio: float = field(default=16.0, metadata={"help": "LoRA+: learning-rate ratio of B to A"})
     torch_threads: int | None = field(default=None, metadata={"help": "torch.set_num_threads before training"})
@@ -245,6 +249,7 @@ def validate(data: dict, path: str = "<recipe>", *, source: str | None = None) -
         raise DataError(f"{path}: {exc}") from None
     recipe = Recipe(econ, model, training, keys=tuple(merged), source=source)
     _check_values(recipe, path)
+    _check_validation(recipe, path)
     return recipe
 
 
@@ -267,13 +272,30 @@ def _check_values(recipe: Recipe, path: str) -> None:
         if task not in MIXTURE_TASKS:
             raise DataError(f"{path}: mixture task {task!r} is not trainable; use {MIXTURE_TASKS}")
         spec = spec or {}
-        if not isinstance(spec, dict) or set(spec) - {"weight", "max_examples", "balance_labels"}:
-            raise DataError(f"{path}: mixture.{task} takes only 'weight', 'max_examples' and 'balance_labels'")
+        if not isinstance(spec, dict) or set(spec) - MIXTURE_KEYS:
+            raise DataError(f"{path}: mixture.{task} takes only {', '.join(sorted(MIXTURE_KEYS))}")
+        if spec.get("max_chars") is not None and (not isinstance(spec["max_chars"], int) or spec["max_chars"] < 50):
+            raise DataError(f"{path}: mixture.{task}.max_chars must be an integer >= 50 (characters of the "
+                            f"abstract or story kept), got {spec['max_chars']!r}")
         if spec.get("balance_labels") and not tasks.task(task).is_classification:
             classification = [t for t in MIXTURE_TASKS if tasks.task(t).is_classification]
             raise DataError(f"{path}: mixture.{task}.balance_labels applies to {' and '.join(classification)} only")
         if float(spec.get("weight", 1.0)) < 0:
             raise DataError(f"{path}: mixture.{task}.weight must be >= 0")
+
+
+def _check_validation(recipe: Recipe, path: str) -> None:
+    val = recipe.econ.validation
+    if val is None:
+        return
+    if not isinstance(val, dict) or not val:
+        raise DataError(f"{path}: validation must map task names to a number of validation rows, e.g. "
+                        "{econ_signal: 40}")
+    for task, n in val.items():
+        if task not in MIXTURE_TASKS:
+            raise DataError(f"{path}: validation task {task!r} is not trainable; use {MIXTURE_TASKS}")
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            raise DataError(f"{path}: validation.{task} must be a positive number of rows, got {n!r}")
 
 
 def load_recipe(path: Path | str, overrides: list[str] | None = None) -> Recipe:

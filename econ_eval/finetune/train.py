@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..io import DataError, atomic_write_json, atomic_write_text
-from .data import mixture_rows
+from .data import mixture_rows, validation_rows
 from .recipe import Recipe, load_recipe
 
 TRAINING_RECORD = "econ_eval_training.json"
@@ -174,6 +174,9 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
         tasks_count[r["task"]] = tasks_count.get(r["task"], 0) + 1
     dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     log(f"training rows: {len(rows)} {tasks_count}")
+    held_out = validation_rows(bundle, recipe)
+    eval_dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]}
+                                      for r in held_out]) if held_out else None
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / RUN_MARKER, {"recipe": recipe_fingerprint(recipe), "source": recipe.source,
                                          "bundle_version": manifest["bundle_version"]})
@@ -185,6 +188,10 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
 
     args = recipe.training  # TRL's SFTConfig, parsed from the recipe: the trainer takes it as it is
     args.include_num_input_tokens_seen = "non_padding"  # for the tokens/s record (argparse cannot parse it)
+    if eval_dataset is not None and args.eval_strategy == "no":
+        # a validation set without a schedule: score it every eval_steps (default: every logging_steps x 5)
+        args.eval_strategy = "steps"
+        args.eval_steps = args.eval_steps or args.logging_steps * 5
     optimizers = (None, None)
     if recipe.method == "loraplus":
         from peft.optimizers import create_loraplus_optimizer
@@ -193,17 +200,22 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
                                                 loraplus_lr_ratio=recipe.econ.loraplus_lr_ratio,
                                                 weight_decay=args.weight_decay), None)
     throughput = _throughput_callback()
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tok,
                          optimizers=optimizers, callbacks=[throughput, *(callbacks or [])])
     last = get_last_checkpoint(str(out)) if do_resume else None
     if last:
         log(f"resuming from {last}")
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=last)
+    if eval_dataset is not None and not any(h.get("step") == trainer.state.global_step and "eval_loss" in h
+                                            for h in trainer.state.log_history):
+        trainer.evaluate()  # the final adapter's validation loss (the schedule may have stopped short of it)
     wall = time.time() - t0
     trainer.save_model(str(out))
 
     history = [h for h in trainer.state.log_history if "loss" in h]
+    val_history = [{"step": h["step"], "loss": h["eval_loss"], "elapsed_s": throughput.elapsed_by_step.get(h["step"])}
+                   for h in trainer.state.log_history if "eval_loss" in h]
     tokens = trainer.state.num_input_tokens_seen or 0
     record = {
         "method": recipe.method, "base_model": recipe.base_model, "base_path": base,
@@ -215,27 +227,34 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
         "final_loss": history[-1]["loss"] if history else None, "train_loss": result.training_loss,
         "loss_history": [{"step": h["step"], "loss": h["loss"], "elapsed_s": throughput.elapsed_by_step.get(h["step"])}
                          for h in history],
+        "validation": {"rows": len(held_out), "per_task": dict(recipe.econ.validation or {})} if held_out else None,
+        "validation_loss_history": val_history,
+        "final_validation_loss": val_history[-1]["loss"] if val_history else None,
         "device": "cuda" if on_gpu else "cpu", "torch_threads": torch.get_num_threads(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     atomic_write_json(out / TRAINING_RECORD, record)
     (out / RUN_MARKER).unlink(missing_ok=True)  # finished: no longer an unfinished run
-    plot_loss(record["loss_history"], out / "loss_curve.png", title=f"{recipe.method} on {recipe.base_model}")
+    plot_loss(record["loss_history"], out / "loss_curve.png", title=f"{recipe.method} on {recipe.base_model}",
+              validation=val_history)
     write_model_card(out, record)
     log(f"adapter saved to {out} ({wall / 60:.1f} min, {record['tokens_per_second']} tokens/s, "
         f"final loss {record['final_loss']})")
     return out
 
 
-def plot_loss(history: list[dict], path: Path, title: str) -> None:
-    """Loss-curve PNG of a training history."""
+def plot_loss(history: list[dict], path: Path, title: str, validation: list[dict] | None = None) -> None:
+    """Loss-curve PNG of a training history (and of the held-out validation loss, when there is one)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker=".")
+    ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker=".", label="training")
+    if validation:
+        ax.plot([h["step"] for h in validation], [h["loss"] for h in validation], marker="o", label="validation")
+        ax.legend(fontsize=8)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (completion tokens)")
     ax.set_title(title, fontsize=9)
@@ -263,7 +282,10 @@ def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> 
         f"| steps / examples seen | {record['steps']} / {record['examples_seen']} |",
         f"| wall time | {record['wall_time_s'] / 60:.1f} min on {record['device']} ({record['torch_threads']} threads) |",
         f"| tokens/s | {record['tokens_per_second']} |",
-        f"| final loss | {record['final_loss']} |", "",
+        f"| final loss | training {record['final_loss']}"
+        + (f", validation {record['final_validation_loss']:.4f} ({record['validation']['rows']} held-out rows)"
+           if record.get("final_validation_loss") is not None else "") + " |",
+        f"| data mix | {_mix_text(r)} |", "",
         "![loss curve](loss_curve.png)", "",
         "Evaluate: `lm_eval --model hf --model_args pretrained=BASE,peft=THIS_DIR --include_path tasks "
         "--tasks econ --apply_chat_template` (or `econ-eval evaluate --adapter THIS_DIR`).",
@@ -271,6 +293,22 @@ def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> 
     if eval_table:
         lines += ["", "## Evaluation", "", eval_table]
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
+
+
+def _mix_text(recipe: dict) -> str:
+    """The recipe's mixture in words, for the model card."""
+    parts = []
+    for task, spec in (recipe.get("mixture") or {}).items():
+        spec = spec or {}
+        bits = [f"weight {spec.get('weight', 1)}"]
+        if spec.get("max_examples") is not None:
+            bits.append(f"≤ {spec['max_examples']} examples")
+        if spec.get("balance_labels"):
+            bits.append("labels balanced")
+        if spec.get("max_chars"):
+            bits.append(f"text clipped to {spec['max_chars']} chars")
+        parts.append(f"{task} ({', '.join(bits)})")
+    return "; ".join(parts)
 
 
 def _cmd_finetune(args) -> int:

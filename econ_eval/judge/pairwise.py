@@ -75,6 +75,15 @@ def combine(first: str | None, second: str | None) -> str:
     return as_first if as_first == as_second else "inconsistent"
 
 
+def judge_one(client: ChatClient, metric: str, doc: dict, answer_a: str, answer_b: str) -> dict:
+    """One comparison asked in both orders (A first, then B first): the outcome from A's side
+    (:func:`combine`) and both raw verdicts. Cached and budgeted like the rest (the Space's Compare tab)."""
+    stop: dict = {}
+    v1, s1 = _ask(client, metric, doc, answer_a, answer_b, stop)
+    v2, s2 = _ask(client, metric, doc, answer_b, answer_a, stop)
+    return {"outcome": combine(v1, v2), "verdict_a_first": v1, "verdict_b_first": v2, "status": [s1, s2]}
+
+
 def win_rate_interval(outcomes: list[str], iters: int = 1000, seed: int = config.DEFAULT_SEED) -> dict:
     """Win rate (ties half) over consistent verdicts with a percentile bootstrap 95% interval."""
     values = [{"win": 1.0, "tie": 0.5, "loss": 0.0}[o] for o in outcomes if o in ("win", "tie", "loss")]

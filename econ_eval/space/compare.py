@@ -86,3 +86,35 @@ def example_label(task: str, doc: dict, i: int) -> str:
     head = doc.get("question") or doc.get("title") or doc.get("text", "")
     head = " ".join(str(head).split())
     return f"{i + 1}. {head[:90]}"
+
+
+#: How the Compare tab words a pairwise outcome seen from the tuned answer's side.
+VERDICT_WORDS = {"win": "tuned answer better", "loss": "base answer better", "tie": "tie",
+                 "inconsistent": "no verdict: the judge contradicted itself when the order was swapped",
+                 "missing": "no verdict: the judge gave no valid reply"}
+
+
+def judge_verdict(client, task: str, doc: dict, base_answer: str, tuned_answer: str,
+                  calibration: dict | None = None) -> str | None:
+    """The pairwise verdict of ``client`` on one test example (tuned vs base, asked in both orders), as a line
+    of Markdown; None when no judge rubric applies to the task. ``calibration``: the judge's
+    :func:`~econ_eval.judge.calibration.find_calibration` record, shown so a failed judge is not believed."""
+    from ..judge.pairwise import judge_one
+    from ..judge.rubrics import metrics_for_task
+
+    metrics_ = metrics_for_task(task)
+    if not metrics_:
+        return None
+    parts = []
+    for metric in metrics_:
+        v = judge_one(client, metric, doc, tuned_answer.strip(), base_answer.strip())
+        orders = f"tuned first: {v['verdict_a_first'] or '—'}, base first: {v['verdict_b_first'] or '—'}"
+        parts.append(f"{metric}: **{VERDICT_WORDS[v['outcome']]}** ({orders})")
+    if calibration is None:
+        trust = "not calibrated: run `econ-eval judge calibrate` before believing it"
+    elif calibration.get("trusted"):
+        trust = f"calibrated, AUC {calibration['auc']:.3f}"
+    else:
+        trust = f"FAILED calibration (AUC {calibration['auc']:.3f} < 0.8): not meaningful"
+    return f"judge `{client.model}` ({trust}): " + "; ".join(parts)
+
