@@ -85,7 +85,8 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=config.DEFAULT_MODEL,
                    help="registered short name (smollm2-135m) or any Hugging Face model id/path (default: %(default)s)")
     p.add_argument("--adapter", help="PEFT adapter directory to evaluate on top of --model")
-    p.add_argument("--tasks", default="econ", help="lm-eval task or group names (default: %(default)s = all seven)")
+    p.add_argument("--tasks", default="econ", help="lm-eval task or group names (default: %(default)s; econ = the full "
+                   "suite, econlite = its quick seeded subsets, econfin = the finance tasks)")
     p.add_argument("--limit", type=positive_float, help="documents per task (smoke test; results go to results/runs/)")
     p.add_argument("--batch-size", default=DEFAULT_BATCH_SIZE, help="lm-eval --batch_size (default: %(default)s, "
                    "the fastest on this CPU: see benchmarks/eval_throughput.py)")

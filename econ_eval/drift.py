@@ -45,7 +45,7 @@ def arxiv_tasks() -> list[str]:
 
 
 # ----------------------------------------------------------------------------- per-document items
-def _metric_item(sample: dict, metric: str, spec: tasks.TaskSpec):
+def metric_item(sample: dict, metric: str, spec: tasks.TaskSpec):
     """What the metric aggregates for one sample: lm-eval's logged value, or (gold, prediction) for a run
     that logs only its answers (the classic baselines)."""
     if metric in sample:
@@ -63,7 +63,7 @@ def drift_metrics(spec: tasks.TaskSpec, sample: dict) -> list[str]:
     """The metrics a drift report resamples: the headline, and the task's other metrics that are means of
     per-document values (corpus metrics such as MCC or BLEU cost a full recomputation per resample; the
     run's results file has them for the whole test set)."""
-    available = [m for m in spec.metrics if _metric_item(sample, m, spec) is not None]
+    available = [m for m in spec.metrics if metric_item(sample, m, spec) is not None]
     return [m for i, m in enumerate(available) if i == 0 or m not in CORPUS_METRICS]
 
 
@@ -174,7 +174,7 @@ def drift_report(run_dir: Path, *, cutoff: str = DEFAULT_CUTOFF, by: str = "year
         log(f"  {name}: {path.name}")
         dated = _dated_samples(path, bundle)
         metrics = drift_metrics(spec, dated[0][1] if dated else {})
-        items = {m: [(c, _metric_item(s, m, spec)) for c, s in dated] for m in metrics}
+        items = {m: [(c, metric_item(s, m, spec)) for c, s in dated] for m in metrics}
         if name == "econ_titles":
             for key in ("exact_title_rate", "near_exact_title_rate"):
                 items[key] = [(c, title_reproduction(s.get("target", ""), (s.get("filtered_resps") or [""])[0])[key])

@@ -58,6 +58,11 @@ class EvalSpec:
     extra_args: list[str] = field(default_factory=list)
 
 
+def is_quick_suite(task_list: str) -> bool:
+    """True when the ``--tasks`` value names the quick suite or any of its tasks."""
+    return any(t.strip() == "econlite" or t.strip().startswith(tasks.LITE_PREFIX) for t in task_list.split(","))
+
+
 def system_name(spec: EvalSpec) -> str:
     """Folder name for a system: the model's short name, plus the adapter's folder name."""
     if spec.system:
@@ -126,8 +131,10 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
     pretrained = resolve_model(spec.model)
     name = system_name(spec)
     root = results_dir()
-    # --limit runs are smoke tests, not results: they go to the git-ignored results/runs/.
-    dest = Path(spec.output) if spec.output else (root / "runs" / name if spec.limit is not None else root / name)
+    # --limit runs and quick-suite (econlite) runs are first looks, not results: they go to the git-ignored
+    # results/runs/ (the leaderboard refuses them too).
+    first_look = spec.limit is not None or is_quick_suite(spec.tasks)
+    dest = Path(spec.output) if spec.output else (root / "runs" / name if first_look else root / name)
     if dest.exists() and not dest.is_dir():
         raise DataError(f"{dest}: exists and is not a folder; pass --output a folder for the results")
     staging = root / "tmp" / f"{name}-{os.getpid()}-{int(time.time())}"

@@ -1,8 +1,9 @@
 """``econ-eval quickstart``: the README's first command, from a fresh clone to base-vs-tuned results.
 
-Builds the bundle if needed, runs the suite on the base model, then on the CPU LoRA adapter (the published
-one, or one trained from its recipe into ``adapters/runs/``, never over the published adapter), and prints
-both side by side. Results go to ``results/runs/<system>/`` (git-ignored), never into the published
+Builds the bundle if needed, runs the quick suite ``econlite`` (seeded, stratified subsets of every task's
+test split, ``econ_eval/lite.py``; ``--full`` for the full ``econ`` suite) on the base model, then on the CPU
+LoRA adapter (the published one, or one trained from its recipe into ``adapters/runs/``, never over the
+published adapter), and prints both side by side. Results go to ``results/runs/<system>/`` (git-ignored), never into the published
 ``results/<system>/``.
 """
 
@@ -80,6 +81,11 @@ def quickstart(spec: EvalSpec, *, adapter: Path = config.PUBLISHED_ADAPTER, reci
 def _cmd_quickstart(args) -> int:
     from .cli_args import eval_spec
 
+    if args.full:
+        args.tasks = "econ"
+    elif args.tasks == "econlite":
+        print("quick suite: econlite (seeded, stratified test subsets; first looks, not leaderboard results). "
+              "--full runs the full econ suite.", flush=True)
     quickstart(eval_spec(args), adapter=Path(args.tuned_adapter), recipe=Path(args.recipe), train=args.train,
                base_only=args.base_only, output=Path(args.output) if args.output else None)
     return 0
@@ -100,4 +106,7 @@ def add_cli(sub) -> None:
     q.add_argument("--train", action="store_true", help="train a new adapter from --recipe (into adapters/runs/, "
                    "never over the published one) and evaluate that")
     q.add_argument("--base-only", action="store_true", help="evaluate the base model only")
+    q.add_argument("--full", action="store_true", help="the full econ suite instead of the quick suite econlite "
+                   "(about 30 min per model on 2 cores instead of a few)")
+    q.set_defaults(tasks="econlite")
     q.set_defaults(func=_cmd_quickstart)

@@ -10,6 +10,8 @@ from .evaluate import SUITE_TASKS, load_results
 
 #: metrics shown per task, headline first (the rest of lm-eval's output stays in the JSON): the registry's
 TASK_METRICS = {t.name: list(t.metrics) for t in tasks.TASKS.values()}
+#: lm-eval groups whose mean headline score gets a row: the full suite, its quick subsets, the finance core
+GROUPS = ("econ", "econlite", "econfin")
 
 
 def task_metrics(results: dict, task: str) -> dict[str, tuple[float, float | None]]:
@@ -41,9 +43,10 @@ def format_table(named_results: list[tuple[str, dict]]) -> str:
             cells = [_fmt(task_metrics(r, task).get(metric)) for _, r in named_results]
             label = f"**{metric}**" if i == 0 else metric
             lines.append(f"| {task if i == 0 else ''} | {label} | " + " | ".join(cells) + " |")
-    if any("econ" in r["results"] for _, r in named_results):
-        cells = [_fmt(task_metrics(r, "econ").get("score")) for _, r in named_results]
-        lines.append("| **econ** | mean headline score | " + " | ".join(cells) + " |")
+    for group in GROUPS:
+        if any(group in r["results"] for _, r in named_results):
+            cells = [_fmt(task_metrics(r, group).get("score")) for _, r in named_results]
+            lines.append(f"| **{group}** | mean headline score | " + " | ".join(cells) + " |")
     n = {t: r.get("n-samples", {}).get(t, {}).get("effective") for _, r in named_results[:1] for t in tasks}
     lines.append("")
     lines.append("Test documents per task: " + ", ".join(f"{t} {n[t]}" for t in tasks if n.get(t) is not None))

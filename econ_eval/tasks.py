@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from . import config
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from . import metrics, prompts
@@ -65,6 +65,7 @@ class TaskSpec:
     label_names: tuple[str, ...] = ()     # what each label is called in answers
     random_score: Callable[[dict], float] | float = 0.0   # headline score of uniform guessing (given test counts)
     in_suite: bool = True                 # a member of the `econ` group (the leaderboard suite)
+    lite_of: str | None = None            # an `econlite` task: the full task it subsamples (econ_eval/lite.py)
     on_leaderboard: bool = False          # one column of the leaderboard (one per task family)
     trainable: bool = False               # offered to fine-tuning mixtures
     baselines: bool = False               # classic baselines run on it
@@ -207,6 +208,17 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
 )}
 
 
+#: The quick suite (``econ_eval/lite.py``): every `econ` task again as ``econlite_<name>``, on a seeded, stratified
+#: subset of its test split; outside the ``econ_*`` wildcard and never on the leaderboard.
+LITE_PREFIX = "econlite_"
+TASKS.update({
+    LITE_PREFIX + name.removeprefix("econ_"): replace(
+        spec, name=LITE_PREFIX + name.removeprefix("econ_"), in_suite=False, on_leaderboard=False, trainable=False,
+        baselines=False, retrieval_corpus=False, demo_label=None, lite_of=name)
+    for name, spec in list(TASKS.items()) if spec.in_suite
+})
+
+
 def task(name: str) -> TaskSpec:
     """The spec of a task; an unknown name is a ``KeyError`` listing the known ones."""
     try:
@@ -226,6 +238,7 @@ def bundle_folders() -> list[str]:
 
 
 SUITE_TASKS = names(in_suite=True)
+LITE_TASKS = [t.name for t in TASKS.values() if t.lite_of]
 
 
 def yaml_configs(folder=None) -> dict[str, dict]:

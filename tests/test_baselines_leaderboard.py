@@ -95,6 +95,11 @@ def test_check_refuses_bad_runs(tmp_path):
         leaderboard.check_run(_fake_llm_run(tmp_path / "ver", version=2.0))
     with pytest.raises(leaderboard.RunRejected, match=r"missing task\(s\) \['econ_mmlu'\]"):
         leaderboard.check_run(_fake_llm_run(tmp_path / "miss", tasks=SUITE_TASKS[:-1]))
+    # a quick-suite run is a first look, refused like --limit (here with the full tasks too: still refused)
+    from econ_eval.tasks import LITE_TASKS
+
+    with pytest.raises(leaderboard.RunRejected, match=r"quick-suite run \(econlite_.*only full test sets are ranked"):
+        leaderboard.check_run(_fake_llm_run(tmp_path / "lite", tasks=SUITE_TASKS + LITE_TASKS))
     (tmp_path / "empty").mkdir()
     with pytest.raises(leaderboard.RunRejected, match=r"no results_\*.json"):
         leaderboard.check_run(tmp_path / "empty")

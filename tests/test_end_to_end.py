@@ -103,10 +103,13 @@ def test_quickstart_prints_base_and_tuned_side_by_side(model_dir, bundle_env, tm
     if not (adapter / "adapter_model.safetensors").is_file():
         pytest.skip("published adapter not found")
     env = {**os.environ, "ECON_EVAL_RESULTS": str(tmp_path / "results"), "ECON_EVAL_DATA": str(bundle_env)}
-    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "quickstart", "--tasks", "econ_signal",
-                           "--limit", "2"], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "quickstart", "--limit", "2"],
+                          capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "reusing the adapter" in proc.stdout
+    # the default is the quick suite: every lite task, its group's mean, and it says how to get the full suite
+    assert "quick suite: econlite" in proc.stdout and "--full runs the full econ suite" in proc.stdout
+    assert "| econlite_signal |" in proc.stdout and "| **econlite** | mean headline score |" in proc.stdout
     header = next(line for line in proc.stdout.splitlines() if line.startswith("| task | metric |"))
     assert "smollm2-135m (base)" in header and "smollm2-135m-lora (tuned)" in header
     runs = tmp_path / "results" / "runs"

@@ -13,7 +13,7 @@ from econ_eval.evaluate import ALL_TASKS, SUITE_TASKS
 from econ_eval.io import DataError
 
 
-@pytest.mark.parametrize("task", ALL_TASKS + ["econ"])
+@pytest.mark.parametrize("task", ALL_TASKS + ["econ", "econlite"])
 def test_lm_eval_validate(task):
     proc = subprocess.run([sys.executable, "-m", "lm_eval", "validate", "--include_path", str(tasks_dir()),
                            "--tasks", task], capture_output=True, text=True)
@@ -26,7 +26,8 @@ def test_wildcard_selects_every_task():
 
     tm = TaskManager(include_path=str(tasks_dir()))
     matched = tm.match_tasks(["econ_*"])
-    assert sorted(matched) == sorted(ALL_TASKS)
+    assert sorted(matched) == sorted(t for t in ALL_TASKS if not t.startswith("econlite_"))
+    assert "econlite_classify" in tm.all_tasks and not any(t.startswith("econlite") for t in matched)  # quick ≠ full
     assert "econ" in tm.all_groups and "econ_qa_rag" not in SUITE_TASKS  # the group is the leaderboard suite
 
 
@@ -85,3 +86,67 @@ def test_prompts_fit_the_context_window(bundle_env):
         docs = load_task_dataset(bundle_task=task)["test"]
         longest = max((fn(d) for d in docs), key=len)
         assert len(tok(longest).input_ids) < 2048, task
+
+
+# ------------------------------------------------------------------ the quick suite (econlite)
+def test_lite_subsets_are_seeded_stratified_and_sized():
+    from econ_eval.lite import lite_indices
+
+    docs = [{"label": lab, "abstract": f"a{i}", "paper_id": f"p{i}"}
+            for i, lab in enumerate(["econ.GN"] * 50 + ["econ.EM"] * 30 + ["econ.TH"] * 20)]
+    keep = lite_indices("econ_classify", docs, size=20, seed=3)
+    assert len(keep) == 20 and keep == sorted(keep) and keep == lite_indices("econ_classify", docs, size=20, seed=3)
+    labels = [docs[i]["label"] for i in keep]
+    assert (labels.count("econ.GN"), labels.count("econ.EM"), labels.count("econ.TH")) == (10, 6, 4)  # proportional
+    assert lite_indices("econ_classify", docs, size=20, seed=4) != keep  # the seed matters
+    # the test order does not change which documents are kept
+    shuffled = docs[::-1]
+    assert sorted(shuffled[i]["paper_id"] for i in lite_indices("econ_classify", shuffled, size=20, seed=3)) == \
+        sorted(docs[i]["paper_id"] for i in keep)
+    # largest remainders: 7 seats over 50/30/20 -> 3.5, 2.1, 1.4 -> 4, 2, 1
+    seven = [docs[i]["label"] for i in lite_indices("econ_classify", docs, size=7, seed=3)]
+    assert (seven.count("econ.GN"), seven.count("econ.EM"), seven.count("econ.TH")) == (4, 2, 1)
+
+
+def test_lite_tasks_load_their_subsets(bundle_env):
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from econ_eval.lite import LITE_SIZES, full_name, lite_indices
+    from econ_eval.io import read_jsonl
+    from econ_eval.tasks import LITE_TASKS, task
+
+    tm = TaskManager(include_path=str(tasks_dir()))
+    loaded = get_task_dict(LITE_TASKS, tm)
+    for name in LITE_TASKS:
+        full = full_name(name)
+        docs = list(loaded[name].test_docs())
+        test = read_jsonl(bundle_env / task(full).bundle_task / "test.jsonl")
+        assert len(docs) == LITE_SIZES[full]
+        assert docs == [test[i] for i in lite_indices(full, test)]  # the registry's subset, in test order
+
+
+def test_quick_suite_runs_are_first_looks():
+    from econ_eval.evaluate import is_quick_suite
+
+    assert is_quick_suite("econlite") and is_quick_suite("econ_signal,econlite_qa")
+    assert not is_quick_suite("econ") and not is_quick_suite("econ_classify,econfin")
+
+
+def test_lite_agreement_file_is_generated_from_the_published_samples(bundle_env):
+    """results/benchmarks/lite_agreement.json holds what benchmarks/lite_agreement.py computes from the published
+    runs' samples (no typed numbers); each check says whether the lite score is inside the full interval."""
+    from pathlib import Path
+
+    from econ_eval.io import read_json
+    from econ_eval.lite import LITE_SEEDS, LITE_SIZES, agreement
+
+    repo = Path(__file__).resolve().parent.parent
+    doc = read_json(repo / "results" / "benchmarks" / "lite_agreement.json")
+    assert doc["lite_sizes"] == LITE_SIZES and doc["lite_seeds"] == LITE_SEEDS
+    board = read_json(repo / "results" / "leaderboard.json")
+    files = {r["system"]: r["results_file"] for r in board["rows"]}
+    for system, checks in doc["systems"].items():
+        fresh = {c["task"]: c for c in agreement(repo / "results" / files[system], bundle_env)}
+        for c in checks:
+            assert fresh[c["task"]]["lite"] == c["lite"] and fresh[c["task"]]["inside"] == c["inside"], (system, c)
+    assert doc["inside"] == sum(c["inside"] for cs in doc["systems"].values() for c in cs)

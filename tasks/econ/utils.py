@@ -14,3 +14,9 @@ from econ_eval.lm_tasks import (  # noqa: F401  (names the YAMLs use)
     process_sentiment, process_sentiment_gen, sentiment_choices, sentiment_gold, sentiment_label_filter,
     sentiment_target, avg_f1, headlines_prompt, process_headlines, process_headlines_gen, yes_no_gold, yes_no_target,
 )
+
+# the quick suite's document filters (econ_eval/lite.py): one per full task
+from econ_eval.lite import LITE_SIZES as _LITE_SIZES, process_docs_for as _lite_docs  # noqa: E402
+
+for _task in _LITE_SIZES:
+    globals()[f"lite_{_task}"] = _lite_docs(_task)

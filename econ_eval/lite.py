@@ -1,0 +1,158 @@
+"""The quick suite ``econlite``: seeded, stratified subsets of every ``econ`` task's test split.
+
+For first results in minutes, not half an hour. Each lite task (``econlite_<name>``, outside the ``econ_*``
+wildcard, which keeps meaning the full suite) is its full task with ``process_docs`` keeping
+:data:`LITE_SIZES` documents of the test split: strata (the gold label of a classification, the question
+type of QA, the subject of MMLU, before/after 2020 for titles) get seats in proportion to their size
+(largest remainders), and each stratum's documents are taken in a seeded order (:data:`LITE_SEEDS`).
+The order of the kept documents is the test split's.
+
+Lite scores are first looks, not results: the leaderboard refuses lite runs (as it refuses ``--limit``),
+and ``benchmarks/lite_agreement.py`` checks, on every published system's logged samples, whether each
+lite score falls inside the full test set's 95% interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from . import tasks
+
+#: the quick suite's group and task-name prefix
+LITE_GROUP = "econlite"
+LITE_PREFIX = tasks.LITE_PREFIX
+#: documents kept per full task (the suite's test sizes: titles 700, classify 700, QA 507, signal 750, MMLU 742)
+LITE_SIZES = {
+    "econ_titles": 80,
+    "econ_classify": 300,
+    "econ_classify_gen": 100,
+    "econ_qa": 80,
+    "econ_signal": 300,
+    "econ_signal_gen": 100,
+    "econ_mmlu": 150,
+}
+#: the sampling seed of each task's subset: among seeds 0-199, the one whose subset reproduces the published
+#: systems' full scores best (smallest worst-case distance in standard errors; `benchmarks/lite_agreement.py
+#: --select`), the way tinyBenchmarks picks anchor items from existing models' results. Systems published
+#: after the selection check it out of sample (results/benchmarks/lite_agreement.json).
+LITE_SEEDS = {"econ_titles": 115, "econ_classify": 43, "econ_classify_gen": 26, "econ_qa": 1, "econ_signal": 7,
+              "econ_signal_gen": 0, "econ_mmlu": 136}
+
+
+def lite_name(task: str) -> str:
+    """``econ_classify`` -> ``econlite_classify``."""
+    return LITE_PREFIX + task.removeprefix("econ_")
+
+
+def full_name(lite_task: str) -> str:
+    """``econlite_classify`` -> ``econ_classify``."""
+    return "econ_" + lite_task.removeprefix(LITE_PREFIX)
+
+
+def is_lite(task: str) -> bool:
+    return task.startswith(LITE_PREFIX) or task == LITE_GROUP
+
+
+def stratum(spec: tasks.TaskSpec, doc: dict) -> str:
+    """The stratum a document is sampled in."""
+    if spec.label_field:
+        return str(doc[spec.label_field])
+    if "type" in doc:  # QA question types
+        return str(doc["type"])
+    if "subject" in doc:  # MMLU subjects
+        return str(doc["subject"])
+    if "created" in doc:  # arXiv papers: the time axis
+        return "2020+" if str(doc["created"])[:4] >= "2020" else "<2020"
+    return ""
+
+
+def _doc_key(doc: dict) -> str:
+    ident = doc.get("qa_id", doc.get("paper_id", doc.get("id")))
+    if ident is not None:
+        return str(ident)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _order(seed: int, task: str, doc: dict) -> str:
+    return hashlib.sha256(f"{seed}:lite:{task}:{_doc_key(doc)}".encode()).hexdigest()
+
+
+def lite_indices(task: str, docs: list[dict], size: int | None = None, seed: int | None = None) -> list[int]:
+    """Indices (in test order) of the documents the lite version of ``task`` keeps."""
+    spec = tasks.task(task)
+    n = min(size if size is not None else LITE_SIZES[task], len(docs))
+    seed = LITE_SEEDS[task] if seed is None else seed
+    groups: dict[str, list[int]] = {}
+    for i, doc in enumerate(docs):
+        groups.setdefault(stratum(spec, doc), []).append(i)
+    for key in groups:
+        groups[key].sort(key=lambda i: _order(seed, task, docs[i]))
+    exact = {k: n * len(v) / len(docs) for k, v in groups.items()}
+    seats = {k: int(x) for k, x in exact.items()}
+    for k in sorted(exact, key=lambda k: (-(exact[k] - seats[k]), k))[: n - sum(seats.values())]:
+        seats[k] += 1  # largest remainders
+    return sorted(i for k, idx in groups.items() for i in idx[: seats[k]])
+
+
+def process_docs_for(task: str):
+    """An lm-eval ``process_docs`` function that keeps the lite subset of ``task``'s documents."""
+
+    def process_docs(dataset):
+        return dataset.select(lite_indices(task, list(dataset)))
+
+    process_docs.__name__ = f"lite_{task}"
+    return process_docs
+
+
+# ----------------------------------------------------------------------------- agreement with the full suite
+def lite_items(task: str, samples: list[dict], n_docs: int) -> list:
+    """The headline metric's per-document items of a FULL run, indexed by test position (lm-eval's doc_id)."""
+    from .drift import metric_item
+
+    spec = tasks.task(task)
+    items: list = [None] * n_docs
+    for s in samples:
+        items[int(s["doc_id"])] = metric_item(s, spec.headline, spec)
+    return items
+
+
+def lite_score(task: str, samples: list[dict], test_docs: list[dict]) -> tuple[float, int]:
+    """The headline score ``task``'s lite version would give, from a FULL run's logged samples (lm-eval's
+    ``doc_id`` is the document's index in the test split): ``(score, documents)``."""
+    from .drift import aggregate, metric_item
+
+    spec = tasks.task(task)
+    keep = set(lite_indices(task, test_docs))
+    items = [metric_item(s, spec.headline, spec) for s in samples if int(s["doc_id"]) in keep]
+    if len(items) != len(keep):
+        raise ValueError(f"{task}: the samples cover {len(items)} of the {len(keep)} lite documents "
+                         "(a --limit run, or another bundle?)")
+    return aggregate(spec.headline, items), len(items)
+
+
+def agreement(results_file, bundle) -> list[dict]:
+    """Per suite task of a published run: full score, its 95% interval (± 1.96 bootstrap standard errors, the
+    leaderboard's), the lite score from the same samples, and whether it falls inside the interval."""
+    from pathlib import Path
+
+    from . import run_folder
+    from .io import read_json, read_jsonl
+
+    results = read_json(Path(results_file), what="results file")["results"]
+    out = []
+    for task in LITE_SIZES:
+        if task not in results:
+            continue
+        spec = tasks.task(task)
+        path = run_folder.samples_file(results_file, task)
+        if not path.is_file():
+            continue
+        full = results[task][f"{spec.headline},none"]
+        se = results[task].get(f"{spec.headline}_stderr,none")
+        se = float(se) if isinstance(se, (int, float)) else 0.0
+        score, n = lite_score(task, read_jsonl(path), read_jsonl(Path(bundle) / spec.bundle_task / "test.jsonl"))
+        lo, hi = full - 1.96 * se, full + 1.96 * se
+        out.append({"task": task, "lite_task": lite_name(task), "full": round(full, 4), "ci95": [round(lo, 4), round(hi, 4)],
+                    "lite": round(score, 4), "lite_docs": n, "inside": lo - 1e-9 <= score <= hi + 1e-9})
+    return out
