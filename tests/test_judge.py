@@ -497,6 +497,16 @@ def test_pairwise_counts_a_position_biased_judge_as_inconsistent(run_dir, tmp_pa
     pair = report["pairs"]["run vs other"]
     assert pair["compared"] == 5 and pair["inconsistent"] == 5 and pair["consistent"] == 0
     assert pair["consistency_rate"] == 0.0 and pair["win_rate"] is None and report["calls_made"] == 10
+    assert pair["position_bias"] == {"first_shown_rate": 1.0, "verdicts": 10, "ties": 0}  # the bias, measured
+
+
+def test_position_bias_counts_single_order_verdicts():
+    from econ_eval.judge.pairwise import position_bias
+
+    items = [{"verdict_a_first": "A", "verdict_b_first": "B"}, {"verdict_a_first": "B", "verdict_b_first": "tie"},
+             {"verdict_a_first": None, "verdict_b_first": "A"}]
+    assert position_bias(items) == {"first_shown_rate": 0.5, "verdicts": 4, "ties": 1}
+    assert position_bias([])["first_shown_rate"] is None
 
 
 def test_pairwise_on_the_local_judge_both_orders_cached(llama, run_dir, tmp_path):

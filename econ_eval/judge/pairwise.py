@@ -161,9 +161,20 @@ def judge_pairwise(runs: list[Path], client: ChatClient, *, limit: int | None = 
         ci = f" [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]" if s["ci95"] else ""
         log(f"{name}: win {s['win']} / tie {s['tie']} / loss {s['loss']}, win rate {wr}{ci}; "
             f"consistent {s['consistent']}/{s['compared']} ({s['consistency_rate']:.2f}), "
-            f"inconsistent {s['inconsistent']}, missing {s['missing']}")
+            f"inconsistent {s['inconsistent']}, missing {s['missing']}; picked the answer shown first in "
+            f"{'n/a' if s['position_bias']['first_shown_rate'] is None else format(s['position_bias']['first_shown_rate'], '.0%')} "
+            f"of {s['position_bias']['verdicts']} single-order verdicts")
     log(f"calls {client.calls}, cache hits {client.cache_hits}; wrote {path}")
     return path
+
+
+def position_bias(items: list[dict]) -> dict:
+    """How often the judge picked the answer shown FIRST, over every single-order verdict that named a winner
+    (0.5 = no position preference; 1.0 = it always says "A", whatever the answers are)."""
+    picks = [v for it in items for v in (it["verdict_a_first"], it["verdict_b_first"]) if v in ("A", "B")]
+    ties = sum(v == "tie" for it in items for v in (it["verdict_a_first"], it["verdict_b_first"]))
+    return {"first_shown_rate": round(sum(v == "A" for v in picks) / len(picks), 4) if picks else None,
+            "verdicts": len(picks), "ties": ties}
 
 
 def _pair_summary(items: list[dict]) -> dict:
@@ -176,5 +187,6 @@ def _pair_summary(items: list[dict]) -> dict:
                 **win_rate_interval([r["outcome"] for r in rows])}
 
     out = counts(items)
+    out["position_bias"] = position_bias(items)
     out["by_task"] = {t: counts([r for r in items if r["task"] == t]) for t in sorted({r["task"] for r in items})}
     return out
