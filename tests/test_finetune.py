@@ -419,3 +419,26 @@ def test_lora_initialisation_follows_the_recipe_seed():
 
     assert torch.equal(lora_a(1), lora_a(1000))
     assert not torch.equal(lora_a(1), lora_a(1, validate({**recipe.to_dict(), "seed": 7})))
+
+
+def test_model_card_evaluation_table_comes_from_results_files(tmp_path):
+    """`econ-eval card`: the card's evaluation table is generated from lm-eval results files, not typed."""
+    import shutil
+
+    from econ_eval.report import task_metrics
+    from econ_eval.run_folder import newest_results
+
+    adapter = tmp_path / "my-adapter"
+    adapter.mkdir()
+    shutil.copy(REPO / "adapters" / "smollm2-135m-lora" / "econ_eval_training.json", adapter)
+    base, tuned = newest_results(REPO / "results" / "smollm2-135m"), newest_results(REPO / "results" / "smollm2-135m-lora")
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "card", str(adapter), "--results", str(tuned),
+                           "--base-results", str(base)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    card = (adapter / "README.md").read_text()
+    assert "## Evaluation" in card and "my-adapter (tuned)" in card and "smollm2-135m (base)" in card
+    mean = task_metrics(json.loads(tuned.read_text()), "econ")["score"][0]
+    assert f"{mean:.4f}" in card.split("| **econ** | mean headline score |")[1].split("\n")[0]
+    proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "card", str(tmp_path), "--results", str(tuned)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "econ_eval_training.json: not found" in proc.stderr

@@ -295,6 +295,29 @@ def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> 
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
 
 
+def update_model_card(adapter: Path, results_file: Path, base_results_file: Path | None = None) -> Path:
+    """Rewrite an adapter's model card with its evaluation table (generated from lm-eval results files: the
+    adapter's, beside the base model's when given), so the card's numbers come from ``results/``."""
+    from ..io import read_json
+    from ..report import format_table
+
+    adapter = Path(adapter)
+    record_path = adapter / TRAINING_RECORD
+    if not record_path.is_file():
+        raise DataError(f"{record_path}: not found; the model card is built from the training record")
+    record = read_json(record_path, what="training record")
+    columns = []
+    if base_results_file:
+        columns.append((f"{record['base_model']} (base)", read_json(Path(base_results_file), what="results file")))
+    columns.append((f"{adapter.name} (tuned)", read_json(Path(results_file), what="results file")))
+    table = format_table(columns)
+    note = (f"From `{Path(results_file).as_posix()}`" + (f" and `{Path(base_results_file).as_posix()}`"
+                                                         if base_results_file else "")
+            + f" (bundle {record['bundle_version']} test splits; ± bootstrap standard error).")
+    write_model_card(adapter, record, eval_table=note + "\n\n" + table)
+    return adapter / "README.md"
+
+
 def _mix_text(recipe: dict) -> str:
     """The recipe's mixture in words, for the model card."""
     parts = []
@@ -327,3 +350,9 @@ def add_cli(sub) -> None:
     ft.add_argument("--output-dir", help="adapter directory (default: the recipe's output_dir)")
     ft.add_argument("--no-resume", action="store_true", help="ignore checkpoints in the output directory")
     ft.set_defaults(func=_cmd_finetune)
+    card = sub.add_parser("card", help="rewrite an adapter's model card with its evaluation table from results files")
+    card.add_argument("adapter", help="adapter folder (with econ_eval_training.json)")
+    card.add_argument("--results", required=True, help="the adapter's lm-eval results_*.json")
+    card.add_argument("--base-results", help="the base model's results_*.json, shown beside it")
+    card.set_defaults(func=lambda a: print(update_model_card(Path(a.adapter), Path(a.results),
+                                                             Path(a.base_results) if a.base_results else None)) or 0)
