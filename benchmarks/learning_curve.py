@@ -43,7 +43,7 @@ def validation_task_yaml(task: str, folder: Path) -> Path:
 def score_point(adapter: Path | None, task_list: list[str], limit: int | None, work: Path) -> dict:
     """Headline score (+ stderr) of each task on validation for the base model plus ``adapter``."""
     files = [validation_task_yaml(t, work) for t in task_list]
-    out = work / f"out-{adapter.name if adapter else 'base'}"
+    out = work / f"out-{adapter.name if adapter else 'base'}-{time.time_ns()}"
     spec = EvalSpec(model=DEFAULT_MODEL, adapter=str(adapter) if adapter else None, tasks=",".join(map(str, files)),
                     limit=limit)
     cmd = [a for a in lm_eval_command(spec, resolve_model(DEFAULT_MODEL), out) if a != "--log_samples"]
@@ -90,12 +90,21 @@ def plot(doc: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _document(run: Path, args, per_step: int, record: dict, points: list[dict]) -> dict:
+    return {"run": run.name, "tasks": args.tasks, "split": "validation", "limit": args.limit,
+            "examples_per_step": per_step, "examples": record["examples"],
+            "training_wall_time_s": record["wall_time_s"], "bundle_version": record["bundle_version"],
+            "validation_loss_history": record.get("validation_loss_history"), "points": points}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", help="a training run folder with checkpoint-*/ and econ_eval_training.json")
     ap.add_argument("--tasks", nargs="+", default=["econ_classify", "econ_signal"],
                     help="log-likelihood tasks to score on validation")
-    ap.add_argument("--limit", type=int, help="first N validation documents per task (quick check)")
+    ap.add_argument("--limit", type=int, help="first N validation documents per task (recorded in the output; the "
+                    "validation splits are in seeded order, so this is a seeded subset)")
+    ap.add_argument("--every", type=int, help="score every N-th checkpoint (and the last) only")
     ap.add_argument("--out", default=str(results_dir() / "benchmarks"))
     args = ap.parse_args()
     run = Path(args.run)
@@ -105,34 +114,35 @@ def main() -> int:
     record = json.loads(record_path.read_text())
     per_step = record["recipe"]["per_device_train_batch_size"] * record["recipe"]["gradient_accumulation_steps"]
     checkpoints = sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    if args.every:
+        checkpoints = checkpoints[args.every - 1::args.every] + ([checkpoints[-1]] if len(checkpoints) % args.every else [])
     if not checkpoints:
         raise DataError(f"{run}: no checkpoint-*/ folders (the recipe must keep them: save_total_limit: null)")
     out = Path(args.out)
     target = out / f"learning_curve_{run.name}.json"
-    done = {p["examples_seen"]: p for p in json.loads(target.read_text())["points"]} if target.is_file() else {}
+    previous = json.loads(target.read_text()) if target.is_file() else {}
+    done = {p["examples_seen"]: p for p in previous.get("points", [])}
+    done_limit = previous.get("limit")
     points = []
     with tempfile.TemporaryDirectory() as tmp:
-        for ckpt in [None, *checkpoints]:
-            step = int(ckpt.name.split("-")[1]) if ckpt else 0
+        final_step = record["steps"]
+        points_to_score = [None, *[c for c in checkpoints if int(c.name.split("-")[1]) < final_step], run]
+        for ckpt in points_to_score:
+            step = 0 if ckpt is None else final_step if ckpt == run else int(ckpt.name.split("-")[1])
             seen = min(step * per_step, record["examples"])
-            if seen in done and args.limit is None and set(done[seen]["scores"]) >= set(args.tasks):
+            if seen in done and done_limit == args.limit and set(done[seen]["scores"]) >= set(args.tasks):
                 points.append(done[seen])  # resume: scored already
                 continue
             print(f"scoring {'base model' if ckpt is None else ckpt} ({seen} examples seen) ...", flush=True)
-            point = {"step": step, "examples_seen": seen, "checkpoint": ckpt.name if ckpt else None,
+            point = {"step": step, "examples_seen": seen,
+                     "checkpoint": None if ckpt is None else "final adapter" if ckpt == run else ckpt.name,
                      **score_point(ckpt, args.tasks, args.limit, Path(tmp))}
             points.append(point)
             print("  " + ", ".join(f"{t} {s['metric']} {s['score']:.3f} ± {1.96 * (s['stderr'] or 0):.3f}"
                                    for t, s in point["scores"].items()) + f" ({point['seconds']} s)", flush=True)
-            doc = {"run": run.name, "tasks": args.tasks, "split": "validation", "limit": args.limit,
-                   "examples_per_step": per_step, "examples": record["examples"],
-                   "training_wall_time_s": record["wall_time_s"], "bundle_version": record["bundle_version"],
-                   "validation_loss_history": record.get("validation_loss_history"), "points": points}
-            if args.limit is None:
-                atomic_write_json(target, doc)  # after every point: an interrupted curve resumes
-    if args.limit is not None:
-        target = Path(tempfile.gettempdir()) / target.name  # a quick check is not a result
-        atomic_write_json(target, doc)
+            atomic_write_json(target, _document(run, args, per_step, record, points))  # an interrupted curve resumes
+    doc = _document(run, args, per_step, record, points)
+    atomic_write_json(target, doc)
     plot(doc, target.with_suffix(".png"))
     print(f"wrote {target} and {target.with_suffix('.png').name}")
     return 0

@@ -442,3 +442,29 @@ def test_model_card_evaluation_table_comes_from_results_files(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "card", str(tmp_path), "--results", str(tuned)],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "econ_eval_training.json: not found" in proc.stderr
+
+
+def test_publish_adapter_halves_the_weights_and_never_overwrites(tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from econ_eval.finetune.train import publish_adapter
+
+    run = tmp_path / "run"
+    shutil.copytree(REPO / "adapters" / "smollm2-135m-lora", run)
+    (run / "checkpoint-5").mkdir()
+    (run / "checkpoint-5" / "optimizer.pt").write_bytes(b"x" * 100)
+    dest = publish_adapter(run, tmp_path / "published")
+    assert not (dest / "checkpoint-5").exists() and not (dest / "training_args.bin").exists()
+    before, after = load_file(run / "adapter_model.safetensors"), load_file(dest / "adapter_model.safetensors")
+    assert before.keys() == after.keys() and all(v.dtype == torch.bfloat16 for v in after.values())
+    assert all(torch.equal(before[k].to(torch.bfloat16), after[k]) for k in before)
+    assert (dest / "adapter_model.safetensors").stat().st_size < 0.6 * (run / "adapter_model.safetensors").stat().st_size
+    card = (dest / "README.md").read_bytes()
+    with pytest.raises(DataError, match="already exists; refusing to overwrite"):
+        publish_adapter(run, dest)
+    assert (dest / "README.md").read_bytes() == card
+    with pytest.raises(DataError, match="not a finished training run"):
+        publish_adapter(tmp_path / "nothing", tmp_path / "x")

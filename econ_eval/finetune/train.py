@@ -295,6 +295,40 @@ def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> 
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
 
 
+#: what a published adapter folder holds (no checkpoints, optimizer state or pickled trainer arguments)
+PUBLISHED_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md", TRAINING_RECORD, "loss_curve.png",
+                   "chat_template.jinja", "tokenizer.json", "tokenizer_config.json")
+
+
+def publish_adapter(run: Path, dest: Path) -> Path:
+    """Copy a finished training run's adapter to ``dest`` for publishing: LoRA weights stored in bf16 (half the
+    size; evaluation runs in bf16), model card, record, loss curve and tokenizer files only. Refuses an
+    existing ``dest`` (nothing is overwritten) and an unfinished run."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    run, dest = Path(run), Path(dest)
+    if not (run / TRAINING_RECORD).is_file() or not (run / "adapter_model.safetensors").is_file():
+        raise DataError(f"{run}: not a finished training run (no {TRAINING_RECORD} / adapter_model.safetensors)")
+    if dest.exists():
+        raise DataError(f"{dest}: already exists; refusing to overwrite it. Pick another destination or move it")
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name in PUBLISHED_FILES:
+        if name == "adapter_model.safetensors":
+            weights = load_file(run / name)
+            save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()},
+                      tmp / name, metadata={"format": "pt"})
+        elif (run / name).is_file():
+            shutil.copy2(run / name, tmp / name)
+    tmp.rename(dest)  # the folder appears complete or not at all
+    return dest
+
+
 def update_model_card(adapter: Path, results_file: Path, base_results_file: Path | None = None) -> Path:
     """Rewrite an adapter's model card with its evaluation table (generated from lm-eval results files: the
     adapter's, beside the base model's when given), so the card's numbers come from ``results/``."""
@@ -350,6 +384,11 @@ def add_cli(sub) -> None:
     ft.add_argument("--output-dir", help="adapter directory (default: the recipe's output_dir)")
     ft.add_argument("--no-resume", action="store_true", help="ignore checkpoints in the output directory")
     ft.set_defaults(func=_cmd_finetune)
+    pub = sub.add_parser("publish-adapter", help="copy a finished run's adapter for publishing (bf16 weights, "
+                         "card, record, loss curve; no checkpoints or optimizer state)")
+    pub.add_argument("run", help="finished training run folder (e.g. adapters/runs/NAME)")
+    pub.add_argument("dest", help="new folder to create (e.g. adapters/NAME); never overwritten")
+    pub.set_defaults(func=lambda a: print(publish_adapter(Path(a.run), Path(a.dest))) or 0)
     card = sub.add_parser("card", help="rewrite an adapter's model card with its evaluation table from results files")
     card.add_argument("adapter", help="adapter folder (with econ_eval_training.json)")
     card.add_argument("--results", required=True, help="the adapter's lm-eval results_*.json")
