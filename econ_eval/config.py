@@ -70,3 +70,33 @@ def results_dir() -> Path:
 def tasks_dir() -> Path:
     """The lm-eval ``--include_path`` folder: ``tasks/`` of the checkout, or the copy inside an installed wheel."""
     return REPO_ROOT / "tasks" if IN_CHECKOUT else PACKAGED_TASKS
+
+
+def machine() -> dict:
+    """What a run ran on (recorded in every run's system_*.json and in benchmark outputs): CPU model, cores,
+    the vector/matrix extensions that change CPU kernels' speed (AVX-512, AMX), torch threads, GPU name."""
+    import os
+    import platform
+
+    flags, model = set(), platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name") and ":" in line:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and ":" in line:
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    info = {"cpu": model, "cores": os.cpu_count(), "avx512": "avx512f" in flags,
+            "amx": any(f.startswith("amx") for f in flags), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return info
+

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import run_folder, tasks
-from .config import DEFAULT_MODEL, REPO_ROOT, results_dir, tasks_dir
+from .config import DEFAULT_MODEL, REPO_ROOT, machine, results_dir, tasks_dir
 from .data.build import verify_bundle
 from .io import DataError, Interrupted
 
@@ -172,6 +172,7 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
         "dtype": spec.dtype, "batch_size": spec.batch_size, "backend": spec.backend, "device": spec.device,
         "chat_template": spec.chat_template, "limit": spec.limit, "tasks": spec.tasks,
         "wall_time_s": round(wall, 1), "command": shlex.join(cmd), "results_file": results_file.name,
+        "machine": {**machine(), "omp_num_threads": env.get("OMP_NUM_THREADS")},
         "warnings": warnings,
     })
     log(f"results filed in {dest} ({wall / 60:.1f} min)")

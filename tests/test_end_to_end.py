@@ -76,6 +76,9 @@ def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
     assert results["chat_template"]  # recorded, since chat templates change scores
     system = json.loads(next(run_dir.glob("system_*.json")).read_text())
     assert system["limit"] == 3 and "--apply_chat_template" in system["command"]
+    # the machine it ran on: the CPU extensions that change kernel speed and the threads used
+    assert system["machine"]["cores"] >= 1 and isinstance(system["machine"]["amx"], bool)
+    assert system["machine"]["omp_num_threads"] and system["machine"]["torch_threads"] >= 1
     # the default backend: lm-eval's command line with econ-hf registered (prefix-shared log-likelihoods)
     assert system["backend"] == "econ-hf" and "econ_eval.lm_eval_cli --model econ-hf" in system["command"]
     assert results["config"]["model"] == "econ-hf"
