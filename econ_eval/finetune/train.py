@@ -282,9 +282,10 @@ def write_model_card(out: Path, record: dict, eval_table: str | None = None) -> 
         f"| steps / examples seen | {record['steps']} / {record['examples_seen']} |",
         f"| wall time | {record['wall_time_s'] / 60:.1f} min on {record['device']} ({record['torch_threads']} threads) |",
         f"| tokens/s | {record['tokens_per_second']} |",
-        f"| final loss | training {record['final_loss']}"
+        f"| final loss | training {_fmt_loss(record['final_loss'])}"
         + (f", validation {record['final_validation_loss']:.4f} ({record['validation']['rows']} held-out rows)"
-           if record.get("final_validation_loss") is not None else "") + " |",
+           if record.get("final_validation_loss") is not None else
+           ", validation not measured (the recipe had no `validation` set)") + " |",
         f"| data mix | {_mix_text(r)} |", "",
         "![loss curve](loss_curve.png)", "",
         "Evaluate: `lm_eval --model hf --model_args pretrained=BASE,peft=THIS_DIR --include_path tasks "
@@ -345,11 +346,18 @@ def update_model_card(adapter: Path, results_file: Path, base_results_file: Path
         columns.append((f"{record['base_model']} (base)", read_json(Path(base_results_file), what="results file")))
     columns.append((f"{adapter.name} (tuned)", read_json(Path(results_file), what="results file")))
     table = format_table(columns)
+    scored_on = sorted({str(c.get("metadata", {}).get("bundle_version"))
+                        for c in columns[-1][1].get("configs", {}).values() if c.get("metadata")})
     note = (f"From `{Path(results_file).as_posix()}`" + (f" and `{Path(base_results_file).as_posix()}`"
                                                          if base_results_file else "")
-            + f" (bundle {record['bundle_version']} test splits; ± bootstrap standard error).")
+            + f" (test splits of bundle {', '.join(scored_on) or '?'}; trained on bundle {record['bundle_version']}'s "
+              "train split; ± bootstrap standard error).")
     write_model_card(adapter, record, eval_table=note + "\n\n" + table)
     return adapter / "README.md"
+
+
+def _fmt_loss(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _mix_text(recipe: dict) -> str:
