@@ -17,7 +17,7 @@ from .io import DataError, atomic_write_text, read_json
 LEADERBOARD_COMMAND = "econ-eval leaderboard build --readme README.md"
 DATA_CARD_COMMAND = "econ-eval data card --readme README.md"
 #: the published LLM systems of the results tables (folders of results/), in column order
-LLM_SYSTEMS = ("smollm2-135m", "smollm2-135m-lora", "smollm2-135m-loraplus")
+LLM_SYSTEMS = ("smollm2-135m", "smollm2-135m-lora", "smollm2-135m-loraplus", "smollm2-135m-lora-classify-signal")
 
 
 def start_marker(name: str, command: str) -> str:
