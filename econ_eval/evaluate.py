@@ -26,6 +26,8 @@ from .io import DataError, Interrupted
 #: The `econ` group's tasks, and every task under tasks/econ/ (the suite plus those run by name): the registry's.
 SUITE_TASKS = tasks.SUITE_TASKS
 ALL_TASKS = list(tasks.TASKS)
+#: what ``--tasks 'econ_*'`` selects: every task but the quick suite's subsets (``econlite_*``)
+WILDCARD_TASKS = [name for name, spec in tasks.TASKS.items() if not spec.lite_of]
 
 
 #: CPU defaults (benchmarks/eval_throughput.py, 2 cores): bf16 is ~2.9x faster than fp32, batch 8 beats 1, 16
