@@ -25,12 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from econ_eval.config import data_dir, results_dir  # noqa: E402
-from econ_eval.io import atomic_write_json, read_json  # noqa: E402
 from econ_eval import tasks  # noqa: E402
+from econ_eval.config import data_dir, results_dir  # noqa: E402
 from econ_eval.drift import aggregate  # noqa: E402
-from econ_eval.io import read_jsonl  # noqa: E402
-from econ_eval.lite import LITE_SIZES, agreement, lite_indices, lite_items  # noqa: E402
+from econ_eval.io import atomic_write_json, read_json, read_jsonl  # noqa: E402
+from econ_eval.lite import LITE_SEEDS, LITE_SIZES, agreement, full_headline, lite_indices, lite_items  # noqa: E402
 from econ_eval.run_folder import samples_file  # noqa: E402
 
 #: the systems the committed LITE_SEEDS were selected on (every other system is an out-of-sample check)
@@ -53,10 +52,8 @@ def select_seeds(results: Path, bundle: Path, seeds: range = range(200)) -> dict
             path = samples_file(results / row["results_file"], task)
             if res is None or not path.is_file():
                 continue
-            se = res.get(f"{spec.headline}_stderr,none")
-            systems.append((row["system"], res[f"{spec.headline},none"],
-                            max(float(se) if isinstance(se, (int, float)) else 0.0, SE_FLOOR),
-                            lite_items(task, read_jsonl(path), len(docs))))
+            full, se = full_headline(res, spec)
+            systems.append((row["system"], full, max(se, SE_FLOOR), lite_items(task, read_jsonl(path), len(docs))))
         best = None
         for seed in seeds:
             keep = lite_indices(task, docs, seed=seed)
@@ -78,15 +75,14 @@ def build(results: Path, bundle: Path) -> dict:
     for row in board["rows"]:
         systems[row["system"]] = agreement(results / row["results_file"], bundle)
     checks = [c for rows in systems.values() for c in rows]
-    from econ_eval.lite import LITE_SEEDS
-
     for system, rows in systems.items():
         for c in rows:
             c["out_of_sample"] = system not in SELECTED_ON
     return {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "bundle_version": board["bundle_version"],
             "lite_sizes": LITE_SIZES, "lite_seeds": LITE_SEEDS, "seeds_selected_on": SELECTED_ON,
             "out_of_sample_checks": sum(c["out_of_sample"] for c in checks),
-            "out_of_sample_inside": sum(c["inside"] for c in checks if c["out_of_sample"]), "interval": "full score ± 1.96 bootstrap standard errors (the leaderboard's)",
+            "out_of_sample_inside": sum(c["inside"] for c in checks if c["out_of_sample"]),
+            "interval": "full score ± 1.96 bootstrap standard errors (the leaderboard's)",
             "checks": len(checks), "inside": sum(c["inside"] for c in checks),
             "disagreements": [{"system": s, **c} for s, rows in systems.items() for c in rows if not c["inside"]],
             "systems": systems}

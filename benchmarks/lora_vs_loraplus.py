@@ -101,8 +101,9 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
-def validation_f1(adapter: Path, n: int, seed: int = 0) -> dict:
-    """F1 of the signal class on ``n`` seeded validation stories (next-token "Yes" vs "No")."""
+def validation_f1(adapter: Path, recipe, n: int, seed: int = 0) -> dict:
+    """F1 of the signal class on ``n`` seeded validation stories (next-token "Yes" vs "No"), with the stories
+    clipped as ``recipe`` clipped them for training."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -118,7 +119,8 @@ def validation_f1(adapter: Path, n: int, seed: int = 0) -> dict:
     spec = tasks.task("econ_signal")
     rows = read_jsonl(bundle_path() / "econ_signal" / "validation.jsonl")
     rows = [rows[i] for i in sorted(range(len(rows)), key=lambda i: _order_key(seed, f"f1:{i}"))[:n]]
-    base = resolve_model("smollm2-135m")
+    max_chars = recipe.econ.mixture["econ_signal"].get("max_chars")
+    base = resolve_model(recipe.base_model)
     tok = AutoTokenizer.from_pretrained(base)
     tok.padding_side = "left"
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter)).eval()
@@ -126,7 +128,7 @@ def validation_f1(adapter: Path, n: int, seed: int = 0) -> dict:
     preds = []
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         for i in range(0, len(rows), 8):
-            texts = [tok.apply_chat_template([{"role": "user", "content": spec.prompt(clip_doc(r, 300))}],
+            texts = [tok.apply_chat_template([{"role": "user", "content": spec.prompt(clip_doc(r, max_chars))}],
                                              tokenize=False, add_generation_prompt=True) for r in rows[i:i + 8]]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             logits = model(**enc).logits[:, -1, :]
@@ -152,7 +154,7 @@ def run_one(method: str, lr: float, seed: int, ratio: float, max_steps: int | No
     record = json.loads(record_path.read_text())
     if record.get("validation_f1") is None:
         t0 = time.time()
-        record["validation_f1"] = validation_f1(out, f1_n)
+        record["validation_f1"] = validation_f1(out, recipe, f1_n)
         record["validation_f1"]["seconds"] = round(time.time() - t0, 1)
         atomic_write_json(record_path, record)
     return {"method": method, "learning_rate": lr, "seed": seed,

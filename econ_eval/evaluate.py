@@ -62,7 +62,9 @@ class EvalSpec:
 
 def is_quick_suite(task_list: str) -> bool:
     """True when the ``--tasks`` value names the quick suite or any of its tasks."""
-    return any(t.strip() == "econlite" or t.strip().startswith(tasks.LITE_PREFIX) for t in task_list.split(","))
+    from .lite import is_lite
+
+    return any(is_lite(t.strip()) for t in task_list.split(","))
 
 
 def system_name(spec: EvalSpec) -> str:

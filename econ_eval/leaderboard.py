@@ -19,7 +19,7 @@ from . import config, metrics, run_folder, tasks
 from .baselines import BASELINE_TASKS
 from .config import BUNDLE_VERSION, DEFAULT_MODEL, REPO_ROOT, results_dir
 from .evaluate import SUITE_TASKS
-from .tasks import LITE_PREFIX
+from .lite import is_lite
 from .io import DataError, RunRejected, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from .run_folder import newest_results
 
@@ -439,7 +439,7 @@ def _read_and_check(path: Path, expected: Expected) -> tuple[dict, list[str]]:
     limit = results.get("config", {}).get("limit")
     if limit is not None:
         problems.append(f"made with --limit {limit}: only full test sets are ranked")
-    quick = [t for t in results.get("results", {}) if t.startswith(LITE_PREFIX)]
+    quick = [t for t in results.get("results", {}) if is_lite(t)]
     if quick:
         problems.append(f"a quick-suite run ({', '.join(sorted(quick)[:3])}{' ...' if len(quick) > 3 else ''}): "
                         "econlite subsets are first looks, only full test sets are ranked; run --tasks econ")

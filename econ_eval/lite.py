@@ -51,6 +51,7 @@ def full_name(lite_task: str) -> str:
 
 
 def is_lite(task: str) -> bool:
+    """True for the quick suite's group or one of its tasks."""
     return task.startswith(LITE_PREFIX) or task == LITE_GROUP
 
 
@@ -120,15 +121,21 @@ def lite_items(task: str, samples: list[dict], n_docs: int) -> list:
 def lite_score(task: str, samples: list[dict], test_docs: list[dict]) -> tuple[float, int]:
     """The headline score ``task``'s lite version would give, from a FULL run's logged samples (lm-eval's
     ``doc_id`` is the document's index in the test split): ``(score, documents)``."""
-    from .drift import aggregate, metric_item
+    from .drift import aggregate
 
-    spec = tasks.task(task)
-    keep = set(lite_indices(task, test_docs))
-    items = [metric_item(s, spec.headline, spec) for s in samples if int(s["doc_id"]) in keep]
-    if len(items) != len(keep):
-        raise ValueError(f"{task}: the samples cover {len(items)} of the {len(keep)} lite documents "
+    items = lite_items(task, samples, len(test_docs))
+    chosen = [items[i] for i in lite_indices(task, test_docs)]
+    missing = sum(item is None for item in chosen)
+    if missing:
+        raise ValueError(f"{task}: the samples cover {len(chosen) - missing} of the {len(chosen)} lite documents "
                          "(a --limit run, or another bundle?)")
-    return aggregate(spec.headline, items), len(items)
+    return aggregate(tasks.task(task).headline, chosen), len(chosen)
+
+
+def full_headline(task_results: dict, spec: tasks.TaskSpec) -> tuple[float, float]:
+    """(headline score, its bootstrap standard error; 0 when lm-eval reports none) of one task's results entry."""
+    se = task_results.get(f"{spec.headline}_stderr,none")
+    return task_results[f"{spec.headline},none"], float(se) if isinstance(se, (int, float)) else 0.0
 
 
 def agreement(results_file, bundle) -> list[dict]:
@@ -148,9 +155,7 @@ def agreement(results_file, bundle) -> list[dict]:
         path = run_folder.samples_file(results_file, task)
         if not path.is_file():
             continue
-        full = results[task][f"{spec.headline},none"]
-        se = results[task].get(f"{spec.headline}_stderr,none")
-        se = float(se) if isinstance(se, (int, float)) else 0.0
+        full, se = full_headline(results[task], spec)
         score, n = lite_score(task, read_jsonl(path), read_jsonl(Path(bundle) / spec.bundle_task / "test.jsonl"))
         lo, hi = full - 1.96 * se, full + 1.96 * se
         out.append({"task": task, "lite_task": lite_name(task), "full": round(full, 4), "ci95": [round(lo, 4), round(hi, 4)],

@@ -172,11 +172,13 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
     tasks_count = {}
     for r in rows:
         tasks_count[r["task"]] = tasks_count.get(r["task"], 0) + 1
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    def as_dataset(examples: list[dict]):
+        return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in examples])
+
+    dataset = as_dataset(rows)
     log(f"training rows: {len(rows)} {tasks_count}")
     held_out = validation_rows(bundle, recipe)
-    eval_dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]}
-                                      for r in held_out]) if held_out else None
+    eval_dataset = as_dataset(held_out) if held_out else None
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / RUN_MARKER, {"recipe": recipe_fingerprint(recipe), "source": recipe.source,
                                          "bundle_version": manifest["bundle_version"]})
