@@ -8,6 +8,7 @@ listed as a disagreement.
 
     python benchmarks/lite_agreement.py            # check the committed subsets
     python benchmarks/lite_agreement.py --select   # search seeds 0-199 per task on the systems published now
+    python benchmarks/lite_agreement.py --random 10   # the same check for 10 random seeds (1000-1009), printed only
 
 ``--select`` prints, per task, the seed whose subset reproduces the published systems' full scores best
 (smallest worst-case |lite - full| in standard errors, with a floor of 0.01 on the standard error) and
@@ -88,12 +89,37 @@ def build(results: Path, bundle: Path) -> dict:
             "systems": systems}
 
 
+def random_seed_agreement(results: Path, bundle: Path, n: int) -> list[tuple[int, int]]:
+    """(lite scores inside the full intervals, checks) with every task sampled by seed 1000+i, i < n: what
+    subsets of the same sizes give without the seed selection."""
+    import econ_eval.lite as lite
+
+    chosen = dict(lite.LITE_SEEDS)
+    board = read_json(results / "leaderboard.json", what="leaderboard")
+    out = []
+    try:
+        for i in range(n):
+            lite.LITE_SEEDS.update({t: 1000 + i for t in chosen})
+            checks = [c for row in board["rows"] for c in agreement(results / row["results_file"], bundle)]
+            out.append((sum(c["inside"] for c in checks), len(checks)))
+    finally:
+        lite.LITE_SEEDS.update(chosen)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default=str(results_dir()))
     ap.add_argument("--bundle", default=str(data_dir()))
     ap.add_argument("--select", action="store_true", help="search the per-task seeds (see above)")
+    ap.add_argument("--random", type=int, metavar="N", help="agreement of N random seeds instead (printed only)")
     args = ap.parse_args()
+    if args.random:
+        counts = random_seed_agreement(Path(args.results), Path(args.bundle), args.random)
+        inside = sorted(c for c, _ in counts)
+        print(f"random seeds: {', '.join(f'{c}/{t}' for c, t in counts)}; min {inside[0]}, median "
+              f"{inside[len(inside) // 2]}, max {inside[-1]} inside the full 95% intervals")
+        return 0
     if args.select:
         chosen = select_seeds(Path(args.results), Path(args.bundle))
         print("LITE_SEEDS = " + repr({t: c["seed"] for t, c in chosen.items()}))

@@ -150,3 +150,20 @@ def test_lite_agreement_file_is_generated_from_the_published_samples(bundle_env)
         for c in checks:
             assert fresh[c["task"]]["lite"] == c["lite"] and fresh[c["task"]]["inside"] == c["inside"], (system, c)
     assert doc["inside"] == sum(c["inside"] for cs in doc["systems"].values() for c in cs)
+
+
+def test_random_seed_agreement_leaves_the_chosen_seeds_alone(bundle_env):
+    """`lite_agreement.py --random N`: the baseline the README quotes; it must not change the committed seeds."""
+    import sys
+    from pathlib import Path
+
+    from econ_eval.lite import LITE_SEEDS
+
+    repo = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(repo / "benchmarks"))
+    from lite_agreement import random_seed_agreement
+
+    before = dict(LITE_SEEDS)
+    counts = random_seed_agreement(repo / "results", bundle_env, 2)
+    assert len(counts) == 2 and all(0 <= inside <= total and total > 0 for inside, total in counts)
+    assert LITE_SEEDS == before
