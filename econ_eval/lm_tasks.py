@@ -276,6 +276,13 @@ def process_qa(doc, results):
     return {"rougeL": rouge_l, "token_f1": metrics.token_f1(ref, pred), "score": ("mean", rouge_l)}
 
 
+def process_tatqa(doc, results):
+    """TAT-QA's official exact match and numeracy-aware F1 (``metrics.tatqa_em_f1``) of the first answer line."""
+    pred = (results[0] or "").strip().split("\n")[0].strip()
+    em, num_f1 = metrics.tatqa_em_f1(doc, pred)
+    return {"num_f1": num_f1, "em": em, "score": ("mean", num_f1)}
+
+
 def process_qa_rag(doc, results):
     """econ_qa metrics plus retrieval hit rate (the gold paper among the retrieved abstracts)."""
     return {**process_qa(doc, results), "hit_rate": float(doc["paper_id"] in doc["context_ids"])}
@@ -292,6 +299,7 @@ mmlu_prompt, mmlu_choices, mmlu_gold = prompts.mmlu_prompt, prompts.mmlu_choices
 fomc_prompt, fomc_choices, fomc_gold, fomc_target = (prompts.fomc_prompt, prompts.fomc_choices, prompts.fomc_gold,
                                                      prompts.fomc_target)
 fpb_prompt, sentiment_choices, sentiment_gold = prompts.fpb_prompt, prompts.sentiment_choices, prompts.sentiment_gold
-sentiment_target = prompts.sentiment_target
+sentiment_target, fiqasa_prompt = prompts.sentiment_target, prompts.fiqasa_prompt
+tatqa_prompt, tatqa_target = prompts.tatqa_prompt, prompts.tatqa_target
 headlines_prompt, yes_no_gold, yes_no_target = prompts.headlines_prompt, prompts.yes_no_gold, prompts.yes_no_target
 avg_f1 = metrics.avg_f1

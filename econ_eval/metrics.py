@@ -228,3 +228,139 @@ def classification_report(gold: Sequence, pred: Sequence, *, binary: bool) -> di
     for name in names:
         out[name] = CORPUS_METRICS[name](items)
     return out
+
+
+# ----------------------------------------------------------------------------- TAT-QA (numeracy-aware EM / F1)
+# TAT-QA's official evaluator (NExTplusplus/TAT-QA, tatqa_metric.py + tatqa_utils.py; Zhu et al., ACL 2021)
+# re-implemented from its definition, not copied: answers are written as strings with their scale applied
+# (numbers as "%.4f" of value x scale), normalised token by token (lower case, punctuation and articles
+# removed, numbers rewritten as floats), compared as bags of words aligned one-to-one (DROP's F1); EM needs the
+# same normalised answer; for arithmetic and count questions F1 is EM. Our generative answers carry their
+# scale inline ("1,234 thousand", "12.5%"), so the predicted scale passed to the evaluator is always "".
+TATQA_SCALES = {"": 1, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000, "percent": 0.01}
+_NUM_NOISE = set("'\"\\$€£¥%(),[]")
+_TATQA_NUM = re.compile(r"([+-]?\d+(\.\d+)?)|([+-]?\.\d+)")
+
+
+def tatqa_scale_to_num(scale: str) -> float:
+    """The multiplier a scale word stands for (1 when it names none; "hundred" counts, as upstream)."""
+    scale = scale.lower()
+    for word, value in (("hundred", 100), ("thousand", 1_000), ("million", 1_000_000),
+                        ("billion", 1_000_000_000), ("percent", 0.01)):
+        if word in scale:
+            return value
+    return 1
+
+
+def _tatqa_strip_num(text: str) -> str:
+    return "".join(ch for ch in str(text) if ch not in _NUM_NOISE)
+
+
+def tatqa_is_number(text: str) -> bool:
+    """Whether ``text`` reads as a number, optionally followed by a scale word ("1,234", "(5.2)", "3 million")."""
+    words = " ".join(_tatqa_strip_num(w) for w in str(text).split()).split()
+    if not words:
+        return False
+    try:
+        value = float(words[0])
+    except ValueError:
+        return False
+    if value != value:  # NaN
+        return False
+    return len(words) < 2 or tatqa_scale_to_num(words[1]) != 1
+
+
+def tatqa_to_number(text: str) -> float | None:
+    """The value of a number as written in a report: the first number, times a scale word right after it,
+    negative in parentheses ("(1,234)"), divided by 100 with a percent sign; rounded to 4 places."""
+    found = _TATQA_NUM.findall(_tatqa_strip_num(text))
+    if not found or not found[0][0]:
+        return None
+    raw = found[0][0]
+    num = float(raw) if "." in raw else int(raw)
+    scaled = re.search(r"[\d.]+\s?[a-zA-Z]+", text)
+    scale = tatqa_scale_to_num(scaled.group(0).lower()) if scaled else 1
+    negative = -1 if re.search(r"\([\d.\s]+\)", text.strip()) else 1
+    percent = 0.01 if re.search(r"[\d.\s]+%", text.strip()) else 1
+    return round(num * scale * negative * percent, 4)
+
+
+def tatqa_normalize(text: str) -> str:
+    """The evaluator's normalisation, token by token (split on single spaces)."""
+    parts = []
+    for token in str(text).split(" "):
+        token = token.lower()
+        if not tatqa_is_number(token):
+            token = "".join(ch for ch in token if ch not in string.punctuation)
+        if tatqa_is_number(token):
+            token = str(tatqa_to_number(token))
+        token = " ".join(re.sub(r"\b(a|an|the)\b", " ", token).split())
+        if token.strip():
+            parts.append(token)
+    return " ".join(parts).strip()
+
+
+def tatqa_answer_string(answers: Sequence, scale: str) -> str:
+    """Answers (sorted) as one string with the scale applied: numbers as ``%.4f`` of value x scale (a number
+    with a percent sign as its own value), anything else with the scale word appended."""
+    out = []
+    for ans in sorted(str(a) for a in answers):
+        if tatqa_is_number(ans):
+            num = tatqa_to_number(ans)
+            if num is None:
+                out.append(f"{ans} {scale}" if scale else ans)
+            elif "%" in ans:
+                out.append("%.4f" % num)
+            else:
+                out.append("%.4f" % (round(num, 2) * tatqa_scale_to_num(scale)))
+        else:
+            out.append(f"{ans} {scale}" if scale else ans)
+    return " ".join(out)
+
+
+def _tatqa_bag_f1(predicted: set, gold: set) -> float:
+    inter = len(gold & predicted)
+    precision = inter / len(predicted) if predicted else 1.0
+    recall = inter / len(gold) if gold else 1.0
+    return 0.0 if precision == 0.0 and recall == 0.0 else 2 * precision * recall / (precision + recall)
+
+
+def _tatqa_em_f1_strings(predicted: str, gold: str) -> tuple[float, float]:
+    pred_norm, gold_norm = tatqa_normalize(predicted), tatqa_normalize(gold)
+    em = 1.0 if pred_norm == gold_norm else 0.0
+    # one answer string a side (the evaluator joins the spans first), so DROP's one-to-one alignment of bags
+    # is a single pair: F1 of the two token sets, rounded to 2 places as upstream
+    return em, round(_tatqa_bag_f1(set(pred_norm.split()), set(gold_norm.split())), 2)
+
+
+def tatqa_gold_answers(doc: dict) -> list[str]:
+    """The gold answer list of a TAT-QA question: its spans, or the number (count: as an integer)."""
+    answer = doc["answer"]
+    if doc["answer_type"] in ("span", "multi-span"):
+        return [str(a) for a in answer]
+    answer = answer[0] if isinstance(answer, list) else answer
+    return [str(int(float(answer)))] if doc["answer_type"] == "count" else [str(answer)]
+
+
+def tatqa_prediction_spans(text: str) -> list[str]:
+    """A generated answer as the evaluator's prediction list: spans separated by ";" (or new lines)."""
+    spans = [s.strip().strip(".").strip() for s in re.split(r";|\n", text or "")]
+    return [s for s in spans if s]
+
+
+def tatqa_em_f1(doc: dict, prediction: str | Sequence[str], pred_scale: str = "") -> tuple[float, float]:
+    """TAT-QA's exact match and numeracy-aware F1 of one prediction against the gold answer of ``doc``
+    (fields ``answer``, ``answer_type``, ``scale``)."""
+    pred = tatqa_prediction_spans(prediction) if isinstance(prediction, str) else [str(p) for p in prediction]
+    gold = tatqa_gold_answers(doc)
+    if not pred or not gold:
+        return 0.0, 0.0
+    candidates = [tatqa_answer_string(pred, pred_scale)]
+    if len(pred) == 1 and not pred_scale and "%" not in pred[0] and tatqa_is_number(pred[0]):
+        value = tatqa_to_number(pred[0])  # a bare 0.2342 may stand for 23.42 percent
+        if value is not None:
+            candidates.append("%.4f" % value)
+    em, f1 = max(_tatqa_em_f1_strings(c, tatqa_answer_string(gold, doc["scale"])) for c in candidates)
+    if doc["answer_type"] in ("arithmetic", "count"):
+        f1 = em
+    return em, f1

@@ -189,6 +189,14 @@ def fpb_prompt(doc: dict) -> str:
             "Answer Negative, Neutral or Positive.\nAnswer:")
 
 
+def fiqasa_prompt(doc: dict) -> str:
+    """FiQA task 1 (aspect sentiment): the target is named, as one text can carry two targets' sentiments."""
+    kind = "headline" if doc.get("type") == "headline" else "post"
+    return (f"{kind.capitalize()}: {doc['text']}\n\n"
+            f"What is the sentiment of this financial {kind} towards {doc['target']}?\n"
+            "Answer Negative, Neutral or Positive.\nAnswer:")
+
+
 def sentiment_choices(doc: dict | None = None) -> list[str]:
     return list(SENTIMENT_NAMES)
 
@@ -223,6 +231,28 @@ def yes_no_gold(doc: dict) -> int:
 
 def yes_no_target(doc: dict) -> str:
     return SIGNAL_CHOICES[yes_no_gold(doc)]
+
+
+# ------------------------------------------------------------------ econ_tatqa (numeric QA over a table + text)
+#: how a scale is written after a number in a reference answer (and asked for in the prompt)
+TATQA_SCALE_SUFFIX = {"": "", "thousand": " thousand", "million": " million", "billion": " billion", "percent": "%"}
+
+
+def tatqa_prompt(doc: dict) -> str:
+    """A TAT-QA question over its report excerpt: the table (cells separated by " | "), then the paragraphs."""
+    table = "\n".join(" | ".join(row) for row in doc["table"] if any(cell for cell in row))
+    text = "\n".join(p for p in doc["paragraphs"] if p)
+    return (f"Table:\n{table}\n\nText:\n{text}\n\nQuestion: {doc['question']}\n"
+            "Answer with the answer only: a number with its scale (thousand, million, billion, or % for a "
+            "percentage) when it has one, a phrase from the table or text, or several phrases separated by "
+            "\";\".\nAnswer:")
+
+
+def tatqa_target(doc: dict) -> str:
+    """The reference answer as the prompt asks for it: spans joined by "; ", a number with its scale."""
+    if doc["answer_type"] in ("span", "multi-span"):
+        return "; ".join(doc["answer"])
+    return f"{doc['answer'][0]}{TATQA_SCALE_SUFFIX[doc['scale']]}"
 
 
 #: every string label set of the suite: a multi-class metric scores against the set its gold labels belong to

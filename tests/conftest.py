@@ -138,6 +138,56 @@ def _write_fpb(root: Path) -> None:
         (d / f"Sentences_{name}.txt").write_bytes("".join(f"{t}@{lab}\n" for t, lab in subset).encode("latin-1"))
 
 
+def write_fiqa_file(path: Path, items: dict) -> None:
+    """One FiQA task-1 JSON file in the shared format (scores and aspects as strings)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(items), encoding="utf-8")
+
+
+def _write_fiqa(root: Path) -> None:
+    """FiQA task 1: per type (headline, post) and file, texts with scores on both sides of PIXIU's thresholds;
+    one headline names two targets, one aspect string is malformed (as in the real posts), one text repeats."""
+    d = root / "fiqa_task1"
+    scores = ["-0.6", "-0.1", "0.05", "0.1", "0.7", "-0.35"]
+    for kind in ("headline", "post"):
+        for split in ("train", "test"):
+            items = {}
+            for k, score in enumerate(scores):
+                info = {"snippets": "['x']", "target": f"Co{k}", "sentiment_score": score,
+                        "aspects": "['Stock/Price Action']" if k else "['Market/Volatility]"}
+                items[f"{kind}{split}{k}"] = {"sentence": f"{kind} {split} {k}: shares of Co{k} move", "info": [info]}
+            if kind == "headline" and split == "train":
+                items["two"] = {"sentence": "Co1 buys Co2", "info": [
+                    {"target": "Co1", "sentiment_score": "0.4", "aspects": "['Corporate/M&A']"},
+                    {"target": "Co2", "sentiment_score": "-0.3", "aspects": "['Corporate/M&A']"}]}
+            if kind == "post" and split == "test":
+                items["again"] = dict(items["posttest0"])  # the same text again: kept once
+            write_fiqa_file(d / f"task1_{kind}_ABSA_{split}.json", items)
+
+
+def _tatqa_context(uid: str, answers: list) -> dict:
+    """One TAT-QA context in the raw format: a table, two paragraphs (out of order), questions of each type."""
+    questions = [{"uid": f"{uid}-q{k}", "order": k, "question": f"Question {k} about {uid}?", "answer": ans,
+                  "derivation": "", "answer_type": kind, "answer_from": "table", "rel_paragraphs": [],
+                  "req_comparison": False, "scale": scale} for k, (kind, ans, scale) in enumerate(answers)]
+    return {"table": {"uid": uid, "table": [["", "2019", "2018"], ["Revenue", "1,234", "(56)"], ["", "", ""]]},
+            "paragraphs": [{"uid": "p2", "order": 2, "text": "Second  paragraph."},
+                           {"uid": "p1", "order": 1, "text": "First paragraph."}],
+            "questions": questions}
+
+
+TATQA_ANSWERS = [("span", ["Revenue"], ""), ("multi-span", ["2019", "2018"], ""), ("arithmetic", 12.5, "percent"),
+                 ("count", "2", ""), ("arithmetic", -56, "thousand")]
+
+
+def _write_tatqa(root: Path) -> None:
+    d = root / "tatqa"
+    d.mkdir(parents=True)
+    for which, n in (("dev", 6), ("test_gold", 5)):
+        contexts = [_tatqa_context(f"{which}{i}", TATQA_ANSWERS) for i in range(n)]
+        (d / f"tatqa_dataset_{which}.json").write_text(json.dumps(contexts), encoding="utf-8")
+
+
 HEADLINE_HEADER = ["Dates", "URL", "News", "Price Direction Up", "Price Direction Constant", "Price Direction Down",
                    "Asset Comparision", "Past Information", "Future Information", "Price Sentiment"]
 
@@ -201,6 +251,8 @@ def make_tiny_data(root: Path) -> tuple[Path, Path]:
     _write_fomc(raw)
     _write_fpb(raw)
     _write_headlines(raw)
+    _write_fiqa(raw)
+    _write_tatqa(raw)
     labels = _write_reuters(raw)
     _write_mmlu(raw)
     ann.mkdir(parents=True)
@@ -218,7 +270,8 @@ def make_tiny_data(root: Path) -> tuple[Path, Path]:
 
 
 TINY_SIZES = dict(n_test_papers=9, n_validation_papers=6, n_recent_test_papers=5, n_recent_validation_papers=5,
-                  n_signal_validation=8, sentence_splits={"econ_fomc": (9, 6), "econ_fpb": (6, 3), "econ_headlines": (8, 4)})
+                  n_signal_validation=8, sentence_splits={"econ_fomc": (9, 6), "econ_fpb": (6, 3), "econ_headlines": (8, 4),
+                                                                          "econ_fiqasa": (8, 4), "econ_tatqa": (3, 2)})
 
 
 @pytest.fixture

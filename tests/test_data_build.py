@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from econ_eval import tasks
 from econ_eval.data import sources
 from econ_eval.data.build import SPLITS, TASK_DIRS, build_bundle, verify_bundle
 from econ_eval.io import DataError, read_jsonl, sha256_file
@@ -520,6 +521,117 @@ def test_tiny_headlines_are_yes_no_questions_split_by_headline(tiny_data, tmp_pa
              if r["text"] == "gold positive news 0"}
     assert first == {"price_or_not": 1, "direction_up": 1, "direction_constant": 0, "direction_down": 0,
                      "asset_comparison": 0, "past_information": 1, "future_information": 1}
+
+
+def test_fiqa_scores_map_to_classes_with_pixius_thresholds():
+    """PIXIU's data/fiqasa/preprocess.py: score < -0.1 Negative, < 0.1 Neutral, else Positive (boundaries included)."""
+    assert [sources.fiqa_label(x) for x in (-1, -0.1001, -0.1, 0.0, 0.0999, 0.1, 1)] == [
+        "negative", "negative", "neutral", "neutral", "neutral", "positive", "positive"]
+
+
+def test_tiny_fiqasa_documents_per_target_split_by_text(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    m = build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    rows = {s: _rows(out, "econ_fiqasa", s) for s in SPLITS}
+    texts = {s: {r["text_id"] for r in rows[s]} for s in SPLITS}
+    assert [len(texts[s]) for s in ("test", "validation", "train")] == [8, 4, 25 - 12]  # 25 distinct texts
+    assert not texts["test"] & texts["train"] and not texts["validation"] & texts["train"]
+    assert m["stats"]["sentence_tasks"]["dropped"]["fiqasa_repeated_texts"] == 1
+    docs = [r for s in SPLITS for r in rows[s]]
+    two = sorted((r["target"], r["label"], r["score"]) for r in docs if r["text"] == "Co1 buys Co2")
+    assert two == [("Co1", "positive", 0.4), ("Co2", "negative", -0.3)]  # one document per target
+    by_text = {r["text"]: r for r in docs}
+    assert by_text["headline train 1: shares of Co1 move"]["label"] == "neutral"  # -0.1 is not below -0.1
+    assert by_text["post test 3: shares of Co3 move"]["label"] == "positive"  # 0.1 is positive
+    assert by_text["post train 0: shares of Co0 move"]["aspect"] == "Market/Volatility"  # malformed list read
+    assert {r["type"] for r in docs} == {"headline", "post"} and len({r["id"] for r in docs}) == len(docs)
+    assert "towards Co1" in tasks.task("econ_fiqasa").prompt(by_text["headline train 1: shares of Co1 move"])
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d["headlinetest2"]["info"][0].update(sentiment_score="high"),
+     r"task1_headline_ABSA_test.json: item 'headlinetest2', info\[0\]: field 'sentiment_score' must be a number"),
+    (lambda d: d["headlinetest2"]["info"][0].update(sentiment_score="1.5"),
+     r"item 'headlinetest2', info\[0\]: field 'sentiment_score' must be in \[-1, 1\]"),
+    (lambda d: d["headlinetest2"]["info"][0].pop("target"), r"item 'headlinetest2', info\[0\]: field 'target'"),
+    (lambda d: d["headlinetest2"].update(sentence=""), r"item 'headlinetest2': field 'sentence' is missing"),
+    (lambda d: d["headlinetest2"].update(info=[]), r"item 'headlinetest2': field 'info' must be a non-empty list"),
+])
+def test_bad_fiqa_items_name_file_item_and_field(tiny_data, tmp_path, mutate, message):
+    _assert_bad_json_source(tiny_data, tmp_path, "fiqa_task1/task1_headline_ABSA_test.json", mutate, message)
+
+
+def _assert_bad_json_source(tiny_data, tmp_path, rel, mutate, message):
+    """Change one raw JSON source of the tiny tree with ``mutate``; the build must fail with ``message``."""
+    raw, ann = tiny_data
+    path = raw / rel
+    data = json.loads(path.read_text())
+    mutate(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=message):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+    path.write_text("{not json")
+    with pytest.raises(DataError, match=rf"{rel.split('/')[-1]}: not valid JSON"):
+        build_bundle(raw, ann, tmp_path / "x", log=lambda s: None, **TINY_SIZES)
+
+
+def test_real_fiqasa_counts_are_pixius_size(real_bundle):
+    """1,111 texts, 1,173 annotations (the repository's files hold FiQA's whole task-1 training release); the
+    test split of 220 texts holds about as many documents and labels as PIXIU's 235-row test (76/18/141)."""
+    out, m = real_bundle
+    rows = {k: v["rows"] for k, v in m["files"].items()}
+    assert sum(rows[f"econ_fiqasa/{s}.jsonl"] for s in SPLITS) == 1173
+    assert m["stats"]["sentence_tasks"]["test_labels"]["econ_fiqasa"] == {"negative": 74, "neutral": 18,
+                                                                           "positive": 139}
+    test = _rows(out, "econ_fiqasa", "test")
+    assert len({r["text_id"] for r in test}) == 220
+    held = {r["text_id"] for s in ("validation", "test") for r in _rows(out, "econ_fiqasa", s)}
+    assert not held & {r["text_id"] for r in _rows(out, "econ_fiqasa", "train")}
+
+
+def test_tiny_tatqa_split_by_context(tiny_data, tmp_path):
+    raw, ann = tiny_data
+    out = tmp_path / "bundle"
+    build_bundle(raw, ann, out, log=lambda s: None, **TINY_SIZES)
+    rows = {s: _rows(out, "econ_tatqa", s) for s in SPLITS}
+    contexts = {s: {r["context_id"] for r in rows[s]} for s in SPLITS}
+    assert [len(contexts[s]) for s in ("test", "validation", "train")] == [3, 2, 4]
+    assert all(c.startswith("test_gold") for c in contexts["test"])  # test from the gold-labelled test file
+    assert all(c.startswith("dev") for s in ("validation", "train") for c in contexts[s])
+    assert [len(rows[s]) for s in ("test", "validation", "train")] == [15, 10, 20]
+    q = {r["answer_type"] + r["scale"]: r for r in rows["test"]}
+    assert q["count"]["answer"] == ["2"] and q["arithmeticpercent"]["answer"] == ["12.5"]
+    assert q["multi-span"]["answer"] == ["2019", "2018"] and q["span"]["paragraphs"] == ["First paragraph.",
+                                                                                       "Second paragraph."]
+    prompt = tasks.task("econ_tatqa").prompt(q["span"])
+    assert "Revenue | 1,234 | (56)" in prompt and prompt.index("First paragraph") < prompt.index("Second")
+    assert tasks.task("econ_tatqa").target(q["arithmeticthousand"]) == "-56 thousand"
+    assert tasks.task("econ_tatqa").target(q["arithmeticpercent"]) == "12.5%"
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d[1]["questions"][2].update(answer_type="date"), r"context 1, question 2 \(uid test_gold1-q2\): "
+                                                                r"field 'answer_type' must be one of"),
+    (lambda d: d[0]["questions"][2].update(answer="twelve"), r"context 0, question 2 .*an arithmetic answer must be a number"),
+    (lambda d: d[0]["questions"][0].update(answer="Revenue"), r"a span answer must be a non-empty list of strings"),
+    (lambda d: d[0]["questions"][0].update(scale="percentage"), r"field 'scale' must be one of"),
+    (lambda d: d[0].pop("table"), r"tatqa_dataset_test_gold.json: context 0: field 'table' must be an object"),
+])
+def test_bad_tatqa_items_name_file_context_and_field(tiny_data, tmp_path, mutate, message):
+    _assert_bad_json_source(tiny_data, tmp_path, "tatqa/tatqa_dataset_test_gold.json", mutate, message)
+
+
+def test_real_tatqa_counts(real_bundle):
+    """A seeded 50-context subset of the gold test file (300 of 1,663 questions); validation 20 dev contexts,
+    train the other 258 (1,668 dev questions in all)."""
+    out, m = real_bundle
+    rows = {k: v["rows"] for k, v in m["files"].items()}
+    assert rows["econ_tatqa/test.jsonl"] == 300
+    assert rows["econ_tatqa/validation.jsonl"] + rows["econ_tatqa/train.jsonl"] == 1668
+    test = _rows(out, "econ_tatqa", "test")
+    assert len({r["context_id"] for r in test}) == 50
+    assert Counter(r["answer_type"] for r in test) == {"span": 141, "arithmetic": 124, "multi-span": 32, "count": 3}
 
 
 def test_real_headlines_counts(real_bundle):

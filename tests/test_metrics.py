@@ -166,3 +166,61 @@ def test_headlines_avg_f1_matches_finben_definition():
         pred = [int(p != 1) for tt, _, p in items if tt == t]
         expected.append(skm.f1_score(gold, pred, average="weighted", labels=[0, 1]))
     assert metrics.CORPUS_METRICS["avg_f1"](items) == pytest.approx(sum(expected) / len(expected), abs=1e-12)
+
+
+def _tatqa(answer, kind, scale=""):
+    return {"answer": answer if isinstance(answer, list) else [str(answer)], "answer_type": kind, "scale": scale}
+
+
+@pytest.mark.parametrize("doc,prediction,expected", [
+    # scales: the gold 1,234 (thousand) is 1,234,000; an answer must carry the scale to match
+    (_tatqa(1234, "arithmetic", "thousand"), "1,234 thousand", (1.0, 1.0)),
+    (_tatqa(1234, "arithmetic", "thousand"), "$1,234 thousand", (1.0, 1.0)),
+    (_tatqa(1234, "arithmetic", "thousand"), "1234", (0.0, 0.0)),
+    (_tatqa(1234000, "arithmetic"), "1.234 million", (1.0, 1.0)),
+    (_tatqa(2.5, "arithmetic", "billion"), "2.5 billion", (1.0, 1.0)),
+    # percentages: "12.5%", "12.5 percent" and the bare ratio 0.125 all mean 12.5 percent
+    (_tatqa(12.5, "arithmetic", "percent"), "12.5%", (1.0, 1.0)),
+    (_tatqa(12.5, "arithmetic", "percent"), "12.5 percent", (1.0, 1.0)),
+    (_tatqa(12.5, "arithmetic", "percent"), "0.125", (1.0, 1.0)),
+    (_tatqa(12.5, "arithmetic", "percent"), "12.5", (0.0, 0.0)),
+    # rounding: the evaluator rounds to 2 places before scaling
+    (_tatqa(3.14159, "arithmetic"), "3.14", (1.0, 1.0)),
+    # negative numbers: a minus sign, or parentheses around a number without a thousands comma
+    (_tatqa(-56, "arithmetic", "thousand"), "-56 thousand", (1.0, 1.0)),
+    (_tatqa(-56, "arithmetic"), "(56)", (1.0, 1.0)),
+    # upstream's regex quirks, kept for parity: a thousands comma inside parentheses is not read as negative,
+    # and a scale word after a closing parenthesis is not read as a scale
+    (_tatqa(-1234, "arithmetic"), "(1,234)", (0.0, 0.0)),
+    (_tatqa(-56, "arithmetic", "thousand"), "(56) thousand", (0.0, 0.0)),
+    (_tatqa(-56, "arithmetic", "thousand"), "56 thousand", (0.0, 0.0)),
+    # arithmetic and count: F1 is EM (no partial credit)
+    (_tatqa("2", "count"), "2", (1.0, 1.0)),
+    (_tatqa("2", "count"), "3", (0.0, 0.0)),
+    # spans: articles, case and punctuation normalised away; partial overlap earns F1
+    (_tatqa(["the modified retrospective method"], "span"), "Modified retrospective method.", (1.0, 1.0)),
+    (_tatqa(["the modified retrospective method"], "span"), "retrospective method", (0.0, 0.8)),
+    # multi-span: order-free, spans separated by ";" in the answer
+    (_tatqa(["Europe", "Asia"], "multi-span"), "Asia; Europe", (1.0, 1.0)),
+    (_tatqa(["Europe", "Asia"], "multi-span"), "Europe", (0.0, 0.67)),
+    (_tatqa(["2019", "2018"], "multi-span"), "2018; 2019", (1.0, 1.0)),
+    # a span answer with a scale: the scale word is part of the answer string
+    (_tatqa(["$1,234"], "span", "million"), "1,234 million", (1.0, 1.0)),
+    (_tatqa(["Revenue"], "span"), "", (0.0, 0.0)),
+])
+def test_tatqa_em_f1_follows_the_official_definition(doc, prediction, expected):
+    """TAT-QA's tatqa_metric.py (read with the search tool, not copied): get_answer_str writes numbers as
+    "%.4f" of round(value, 2) x scale (a number with "%" as its own value / 100), sorts and joins spans; EM
+    compares the normalised strings, F1 is DROP's bag F1 rounded to 2 places, and equals EM for arithmetic and
+    count questions; a bare number is also tried as a ratio (add_percent_pred). Expected values worked out by
+    hand from those rules."""
+    assert metrics.tatqa_em_f1(doc, prediction) == expected
+
+
+def test_tatqa_task_scores_generations_by_their_first_line():
+    from econ_eval import lm_tasks
+
+    doc = _tatqa(["Europe", "Asia"], "multi-span")
+    assert lm_tasks.process_tatqa(doc, [" Asia; Europe\nbecause ..."]) == {"num_f1": 1.0, "em": 1.0,
+                                                                         "score": ("mean", 1.0)}
+    assert lm_tasks.process_tatqa(doc, [""])["em"] == 0.0

@@ -48,8 +48,13 @@ N_RECENT_VALIDATION_PAPERS = 150
 N_SIGNAL_VALIDATION = 250
 #: sentence tasks: (test, validation) sizes. FOMC: about 20% / 10% of 2,122 sentences (the authors use
 #: 80/20 splits); FPB: FinBen's 970 test / 776 validation.
-SENTENCE_SPLITS = {"econ_fomc": (425, 212), "econ_fpb": (970, 776), "econ_headlines": (300, 150)}
-#: (econ_headlines counts headlines: each becomes one yes/no question per label type, 7 a headline)
+SENTENCE_SPLITS = {"econ_fomc": (425, 212), "econ_fpb": (970, 776), "econ_headlines": (300, 150),
+                   "econ_fiqasa": (220, 110), "econ_tatqa": (50, 20)}
+#: (econ_headlines counts headlines: each becomes one yes/no question per label type, 7 a headline;
+#: econ_fiqasa counts texts: each becomes one document per annotated target, about 235 test documents, like
+#: PIXIU's 235-row FiQA-SA test set; econ_tatqa counts contexts (a table and its paragraphs, ~6 questions
+#: each): test is a seeded subset of the gold-labelled test file, sized for CPU (the file has 277 contexts,
+#: 1,663 questions), validation and train come from the dev file)
 
 
 def _order_key(seed: int, ident) -> str:
@@ -265,6 +270,29 @@ def headline_questions(rows: list[dict]) -> list[dict]:
     return out
 
 
+def fiqa_documents(rows: list[dict]) -> list[dict]:
+    """One FiQA-SA document per annotated target of each text (a headline can name two companies with
+    different sentiment): the text is split as a whole, so its targets never straddle splits."""
+    return [{"id": f"{r['id']}-{k}", "text_id": r["id"], "source_id": r["source_id"], "type": r["type"],
+             "text": r["text"], **a} for r in rows for k, a in enumerate(r["annotations"])]
+
+
+def split_tatqa(test_contexts: list[dict], dev_contexts: list[dict], *, seed: int, n_test: int,
+                n_val: int) -> dict:
+    """TAT-QA questions per split, split by context (a context's questions never straddle splits): test is
+    a seeded subset of ``n_test`` test-file contexts; validation ``n_val`` dev contexts, train the rest."""
+    def questions(contexts):
+        return sorted(({"context_id": c["context_id"], "table": c["table"], "paragraphs": c["paragraphs"], **q}
+                       for c in contexts for q in c["questions"]), key=lambda r: r["id"])
+
+    def seeded(contexts):
+        return sorted(contexts, key=lambda c: _order_key(seed, c["context_id"]))
+
+    dev = seeded(dev_contexts)
+    return {"test": questions(seeded(test_contexts)[:n_test]), "validation": questions(dev[:n_val]),
+            "train": questions(dev[n_val:])}
+
+
 def cohen_kappa_signal(first: list[dict], second: list[dict]) -> dict:
     """Raw agreement and Cohen's kappa between the two signal annotators on their shared stories."""
     from sklearn.metrics import cohen_kappa_score
@@ -307,7 +335,7 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
                   "n_validation_papers": n_validation_papers, "n_recent_test_papers": n_recent_test_papers,
                   "n_recent_validation_papers": n_recent_validation_papers,
                   "n_signal_validation": n_signal_validation,
-                  "sentence_splits": {k: list(v) for k, v in (sentence_splits or SENTENCE_SPLITS).items()}}
+                  "sentence_splits": {k: list(v) for k, v in {**SENTENCE_SPLITS, **(sentence_splits or {})}.items()}}
 
     log("reading arXiv metadata ...")
     snapshot = sources.load_arxiv(raw)
@@ -337,7 +365,7 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
     tasks["econ_mmlu"] = {"train": sources.load_mmlu(raw, "dev"), "validation": sources.load_mmlu(raw, "val"),
                           "test": sources.load_mmlu(raw, "test")}
 
-    log("reading FOMC sentences, the Financial PhraseBank and gold-news headlines ...")
+    log("reading FOMC sentences, the Financial PhraseBank, gold-news headlines and FiQA task 1 ...")
     dropped_sentences: dict[str, int] = {}
     sizes = build_args["sentence_splits"]
     tasks["econ_fomc"] = split_sentences(sources.load_fomc(raw, dropped=dropped_sentences),
@@ -349,6 +377,12 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
     headlines = split_sentences(sources.load_headlines(raw), lambda r: (r["price_sentiment"],), prefix="gold",
                                 seed=seed, n_test=sizes["econ_headlines"][0], n_val=sizes["econ_headlines"][1])
     tasks["econ_headlines"] = {s: headline_questions(rows) for s, rows in headlines.items()}
+    fiqa = split_sentences(sources.load_fiqa(raw, dropped=dropped_sentences), lambda r: (r["label"], r["type"]),
+                           prefix="fiqa", seed=seed, n_test=sizes["econ_fiqasa"][0], n_val=sizes["econ_fiqasa"][1])
+    tasks["econ_fiqasa"] = {s: fiqa_documents(rows) for s, rows in fiqa.items()}
+    log("reading TAT-QA ...")
+    tasks["econ_tatqa"] = split_tatqa(sources.load_tatqa(raw, "test"), sources.load_tatqa(raw, "dev"), seed=seed,
+                                      n_test=sizes["econ_tatqa"][0], n_val=sizes["econ_tatqa"][1])
     log("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in dropped_sentences.items()))
 
     _check_no_leak(tasks)
@@ -379,7 +413,7 @@ def build_bundle(raw: Path, annotations: Path, out: Path, *, split: str = "rando
                       "sentence_tasks": {"dropped": dict(sorted(dropped_sentences.items())),
                                          "test_labels": {t: dict(sorted(Counter(r["label"] for r in
                                                                                  tasks[t]["test"]).items()))
-                                                         for t in ("econ_fomc", "econ_fpb")}}},
+                                                         for t in ("econ_fomc", "econ_fpb", "econ_fiqasa")}}},
             "sources": {
                 "raw": {d.name: _source_files(d) for d in sorted(raw.iterdir()) if d.is_dir()},
                 "annotations": _source_files(annotations),
@@ -424,7 +458,8 @@ def bundle_version_for(build_args: dict) -> str:
 
 #: The field that identifies a test document of each bundle folder (MMLU: subject + source row).
 DOC_ID_FIELDS = {"econ_titles": "paper_id", "econ_classify": "paper_id", "econ_qa": "qa_id", "econ_signal": "newid",
-                 "econ_mmlu": ("subject", "source_row"), "econ_fomc": "id", "econ_fpb": "id", "econ_headlines": "id"}
+                 "econ_mmlu": ("subject", "source_row"), "econ_fomc": "id", "econ_fpb": "id", "econ_headlines": "id",
+                 "econ_fiqasa": "id", "econ_tatqa": "id"}
 
 
 def doc_identity(task_dir: str, doc: dict) -> str:

@@ -38,6 +38,10 @@ REQUIRED_SOURCES = {
                              "Sentences_AllAgree.txt", "Financial PhraseBank v1.0 (Malo et al., 2014)"),
     "gold_news_headlines": ("gold-dataset-sinha-khandait.csv (tab-separated)",
                             "Sinha & Khandait, arXiv:2009.04202, via aakashthapa12/Sentiment-Analysis-of-Commodity-News-Gold-NLP"),
+    "fiqa_task1": ("task1_{headline,post}_ABSA_{train,test}.json",
+                   "FiQA 2018 task 1 (WWW'18 challenge) via elinsky/fiqa, data/ (research use)"),
+    "tatqa": ("tatqa_dataset_dev.json, tatqa_dataset_test_gold.json",
+              "NExTplusplus/TAT-QA @ 870accc, dataset_raw/ (Zhu et al., ACL 2021; CC BY 4.0)"),
     "reuters21578": ("reut2-000.sgm .. reut2-021.sgm",
                      "Reuters-21578, Distribution 1.0 (D. Lewis), the original SGML files"),
     "mmlu_econ": ("{dev,val,test}/{econometrics,high_school_macroeconomics,high_school_microeconomics}_*.csv",
@@ -471,6 +475,147 @@ def load_fpb(raw: Path, *, dropped: dict | None = None) -> list[dict]:
         dropped["fpb_repeated_rows"] = repeats
         dropped["fpb_conflicting_sentences"] = len(conflicting)
     return [r for t, r in rows.items() if t not in conflicting]
+
+
+# --------------------------------------------------------------------------- FiQA task 1 (aspect sentiment)
+FIQA_FILES = {"headline": ("task1_headline_ABSA_train.json", "task1_headline_ABSA_test.json"),
+              "post": ("task1_post_ABSA_train.json", "task1_post_ABSA_test.json")}
+#: PIXIU/FinBen's FiQA-SA thresholds (data/fiqasa/preprocess.py): score < -0.1 negative, < 0.1 neutral, else positive
+FIQA_NEGATIVE_BELOW, FIQA_POSITIVE_FROM = -0.1, 0.1
+_LIST_ITEM = re.compile(r"'([^'\[\]]+)")  # an item of "['A/B']", also of the malformed "['A/B]"
+
+
+def _read_raw_json(path: Path, kind: type, expected: str):
+    """A raw JSON source file whose top level must be ``kind``; a clear error naming the file otherwise."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); restore the file from its source "
+                        "(see SOURCE.md)") from None
+    if not isinstance(data, kind):
+        raise DataError(f"{path}: expected {expected}")
+    return data
+
+
+def fiqa_label(score: float) -> str:
+    """A FiQA sentiment score in [-1, 1] as a 3-class label, with PIXIU's thresholds."""
+    if score < FIQA_NEGATIVE_BELOW:
+        return "negative"
+    return "neutral" if score < FIQA_POSITIVE_FROM else "positive"
+
+
+def _fiqa_annotation(where: str, info) -> dict:
+    if not isinstance(info, dict):
+        raise DataError(f"{where}: each entry of 'info' must be an object with target and sentiment_score")
+    target = str(info.get("target") or "").strip()
+    if not target:
+        raise DataError(f"{where}: field 'target' is missing or empty (the company or ticker the sentiment is about)")
+    try:
+        score = float(info.get("sentiment_score"))
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: field 'sentiment_score' must be a number in [-1, 1], "
+                        f"got {info.get('sentiment_score')!r}") from None
+    if not -1.0 <= score <= 1.0:
+        raise DataError(f"{where}: field 'sentiment_score' must be in [-1, 1], got {score}")
+    # `aspects` is a python-list-looking string, sometimes malformed ("['Market/Volatility]"): read by regex
+    aspects = [a.strip() for a in _LIST_ITEM.findall(str(info.get("aspects") or "")) if a.strip()]
+    return {"target": target, "score": score, "label": fiqa_label(score), "aspect": aspects[0] if aspects else ""}
+
+
+def read_fiqa_file(path: Path, kind: str) -> list[dict]:
+    """The texts of one FiQA task-1 file: ``{"source_id", "type", "text", "annotations": [...]}``, one
+    annotation per (target, sentiment score, first aspect)."""
+    data = _read_raw_json(path, dict, "a JSON object keyed by item id (FiQA task-1 format)")
+    out = []
+    for item_id, item in data.items():
+        where = f"{path}: item {item_id!r}"
+        if not isinstance(item, dict) or not isinstance(item.get("sentence"), str) or not item["sentence"].strip():
+            raise DataError(f"{where}: field 'sentence' is missing or empty")
+        infos = item.get("info")
+        if not isinstance(infos, list) or not infos:
+            raise DataError(f"{where}: field 'info' must be a non-empty list of annotations")
+        out.append({"source_id": f"{kind}-{item_id}", "type": kind, "text": _WS.sub(" ", item["sentence"]).strip(),
+                    "annotations": [_fiqa_annotation(f"{where}, info[{k}]", info) for k, info in enumerate(infos)]})
+    return out
+
+
+def load_fiqa(raw: Path, *, dropped: dict | None = None) -> list[dict]:
+    """Every FiQA task-1 text (headlines and microblog posts; the repository's train/test files together, as
+    its "test" is not the official one). A text listed twice is kept once (counted in ``dropped``). Each
+    row's ``label`` is its first annotation's, for stratifying; documents are made per annotation."""
+    folder = raw / "fiqa_task1"
+    rows, seen, repeats = [], set(), 0
+    for kind, files in FIQA_FILES.items():
+        for name in files:
+            for r in read_fiqa_file(_require(folder / name), kind):
+                if r["text"].lower() in seen:
+                    repeats += 1
+                    continue
+                seen.add(r["text"].lower())
+                rows.append({**r, "label": r["annotations"][0]["label"]})
+    if dropped is not None:
+        dropped["fiqasa_repeated_texts"] = repeats
+    return rows
+
+
+# --------------------------------------------------------------------------- TAT-QA (tables + text, numeric QA)
+TATQA_FILES = {"dev": "tatqa_dataset_dev.json", "test": "tatqa_dataset_test_gold.json"}
+TATQA_ANSWER_TYPES = ("span", "multi-span", "arithmetic", "count")
+TATQA_SCALES = ("", "thousand", "million", "billion", "percent")
+
+
+def _tatqa_question(where: str, q) -> dict:
+    if not isinstance(q, dict):
+        raise DataError(f"{where}: each question must be an object")
+    for field in ("uid", "question"):
+        if not isinstance(q.get(field), str) or not q[field].strip():
+            raise DataError(f"{where}: field {field!r} is missing or empty")
+    if q.get("answer_type") not in TATQA_ANSWER_TYPES:
+        raise DataError(f"{where}: field 'answer_type' must be one of {list(TATQA_ANSWER_TYPES)}, "
+                        f"got {q.get('answer_type')!r}")
+    if q.get("scale") not in TATQA_SCALES:
+        raise DataError(f"{where}: field 'scale' must be one of {list(TATQA_SCALES)}, got {q.get('scale')!r}")
+    answer = q.get("answer")
+    if q["answer_type"] in ("span", "multi-span"):
+        if not isinstance(answer, list) or not answer or not all(isinstance(a, str) for a in answer):
+            raise DataError(f"{where}: a {q['answer_type']} answer must be a non-empty list of strings, got {answer!r}")
+        answers = [a.strip() for a in answer]
+    else:
+        try:
+            value = float(answer)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: an {q['answer_type']} answer must be a number, got {answer!r}") from None
+        # the gold answer as the official evaluator writes it (count: an integer)
+        answers = [str(int(value))] if q["answer_type"] == "count" else [str(answer)]
+    return {"id": f"tatqa-{q['uid']}", "question": _WS.sub(" ", q["question"]).strip(), "answer": answers,
+            "answer_type": q["answer_type"], "answer_from": str(q.get("answer_from") or ""), "scale": q["scale"],
+            "derivation": str(q.get("derivation") or "")}
+
+
+def load_tatqa(raw: Path, which: str) -> list[dict]:
+    """The contexts of TAT-QA's ``dev`` or gold-labelled ``test`` file: ``{"context_id", "table": [[cell]],
+    "paragraphs": [text], "questions": [...]}`` (paragraphs in their order; answers as the official
+    evaluator's gold lists)."""
+    path = _require(raw / "tatqa" / TATQA_FILES[which])
+    data = _read_raw_json(path, list, "a JSON list of contexts (TAT-QA's dataset_raw format)")
+    out = []
+    for i, ctx in enumerate(data):
+        where = f"{path}: context {i}"
+        table = (ctx or {}).get("table") if isinstance(ctx, dict) else None
+        if not isinstance(table, dict) or not isinstance(table.get("table"), list) or not table.get("uid"):
+            raise DataError(f"{where}: field 'table' must be an object with 'uid' and 'table' (a list of rows)")
+        rows = [[_WS.sub(" ", str(c)).strip() for c in row] for row in table["table"] if isinstance(row, list)]
+        paragraphs = sorted(ctx.get("paragraphs") or [], key=lambda p: p.get("order", 0))
+        questions = ctx.get("questions")
+        if not isinstance(questions, list) or not questions:
+            raise DataError(f"{where}: field 'questions' must be a non-empty list")
+        out.append({"context_id": str(table["uid"]), "table": rows,
+                    "paragraphs": [_WS.sub(" ", str(p.get("text", ""))).strip() for p in paragraphs],
+                    "questions": [_tatqa_question(f"{where}, question {k} (uid {q.get('uid') if isinstance(q, dict) else '?'})", q)
+                                  for k, q in enumerate(questions)]})
+    return out
 
 
 # --------------------------------------------------------------------------- gold-news headlines

@@ -13,6 +13,7 @@ from econ_eval.lm_tasks import (  # noqa: F401  (names the YAMLs use)
     fomc_choices, fomc_gold, fomc_label_filter, fomc_prompt, fomc_target, fpb_prompt, process_fomc, process_fomc_gen,
     process_sentiment, process_sentiment_gen, sentiment_choices, sentiment_gold, sentiment_label_filter,
     sentiment_target, avg_f1, headlines_prompt, process_headlines, process_headlines_gen, yes_no_gold, yes_no_target,
+    fiqasa_prompt, process_tatqa, tatqa_prompt, tatqa_target,
 )
 
 # the quick suite's document filters (econ_eval/lite.py): one per full task
