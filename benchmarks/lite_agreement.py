@@ -13,7 +13,8 @@ listed as a disagreement.
 ``--select`` prints, per task, the seed whose subset reproduces the published systems' full scores best
 (smallest worst-case |lite - full| in standard errors, with a floor of 0.01 on the standard error) and
 the agreement it reaches; paste the seeds into ``econ_eval/lite.py`` (``LITE_SEEDS``) and record which
-systems they were selected on (``SELECTED_ON`` below), so later systems check them out of sample.
+runs they were selected on (``SELECTED_ON`` below, per task), so later runs check them out of sample
+(``--select --tasks econ_fomc,econ_fomc_gen`` searches only the named tasks, e.g. ones just added).
 """
 
 from __future__ import annotations
@@ -30,31 +31,46 @@ from econ_eval import tasks  # noqa: E402
 from econ_eval.config import data_dir, results_dir  # noqa: E402
 from econ_eval.drift import aggregate  # noqa: E402
 from econ_eval.io import atomic_write_json, read_json, read_jsonl  # noqa: E402
-from econ_eval.lite import LITE_SEEDS, LITE_SIZES, agreement, full_headline, lite_indices, lite_items  # noqa: E402
+from econ_eval.leaderboard import task_file  # noqa: E402
+from econ_eval.lite import LITE_SEEDS, LITE_SIZES, full_headline, lite_indices, lite_items, row_agreement  # noqa: E402
 from econ_eval.run_folder import samples_file  # noqa: E402
 
-#: the systems the committed LITE_SEEDS were selected on (every other system is an out-of-sample check)
-SELECTED_ON = ["baseline:decision_tree", "baseline:knn", "baseline:logistic_regression", "baseline:lstm",
-               "baseline:random_forest", "baseline:rnn", "baseline:svc", "baseline:xgboost", "smollm2-135m",
-               "smollm2-135m-lora"]
+#: the runs each task's committed LITE_SEED was selected on (results files, relative to results/); every other
+#: run is an out-of-sample check. The arXiv/MMLU seeds were chosen on the 8 baselines' and the base model's runs
+#: and on the LoRA adapter trained on bundle 1.0 (its run is now in results/archive/); the FOMC seeds on the runs
+#: that first had FOMC scores.
+_BASELINE_RUNS = [f"baselines/{b}/results_2026-11-29T08-11-14.810530.json" for b in (
+    "decision_tree", "knn", "logistic_regression", "lstm", "random_forest", "rnn", "svc", "xgboost")]
+_FIRST_LLM_RUNS = ["smollm2-135m/results_2026-11-29T09-21-30.428574.json",
+                   "archive/smollm2-135m-lora-trained-on-1.0/results_2026-11-29T10-20-37.404942.json"]
+SELECTED_ON: dict[str, list[str]] = {
+    **{t: _FIRST_LLM_RUNS + (_BASELINE_RUNS if tasks.task(t).baselines else [])
+       for t in ("econ_titles", "econ_classify", "econ_classify_gen", "econ_qa", "econ_signal", "econ_signal_gen",
+                 "econ_mmlu")},
+    "econ_fomc": [],
+    "econ_fomc_gen": [],
+}
 SE_FLOOR = 0.01
 
 
-def select_seeds(results: Path, bundle: Path, seeds: range = range(200)) -> dict:
-    """Per task, the seed whose lite subset best reproduces every published system's full score."""
+def select_seeds(results: Path, bundle: Path, seeds: range = range(200), only: list[str] | None = None) -> dict:
+    """Per task (or per task of ``only``), the seed whose lite subset best reproduces every published system's
+    full score, and the runs it was selected on."""
     board = read_json(results / "leaderboard.json", what="leaderboard")
     out = {}
     for task, size in LITE_SIZES.items():
+        if only and task not in only:
+            continue
         spec = tasks.task(task)
         docs = read_jsonl(bundle / spec.bundle_task / "test.jsonl")
         systems = []
         for row in board["rows"]:
-            res = read_json(results / row["results_file"], what="results file")["results"].get(task)
-            path = samples_file(results / row["results_file"], task)
+            res = read_json(results / task_file(row, task), what="results file")["results"].get(task)
+            path = samples_file(results / task_file(row, task), task)
             if res is None or not path.is_file():
                 continue
             full, se = full_headline(res, spec)
-            systems.append((row["system"], full, max(se, SE_FLOOR), lite_items(task, read_jsonl(path), len(docs))))
+            systems.append((task_file(row, task), full, max(se, SE_FLOOR), lite_items(task, read_jsonl(path), len(docs))))
         best = None
         for seed in seeds:
             keep = lite_indices(task, docs, seed=seed)
@@ -62,7 +78,7 @@ def select_seeds(results: Path, bundle: Path, seeds: range = range(200)) -> dict
                         for _, full, se, items in systems)
             if best is None or worst < best[1]:
                 best = (seed, worst)
-        out[task] = {"seed": best[0], "worst_z": round(best[1], 3), "systems": [s[0] for s in systems],
+        out[task] = {"seed": best[0], "worst_z": round(best[1], 3), "runs": [s[0] for s in systems],
                      "size": size}
         print(f"{task:<20} seed {best[0]:>3}  worst |lite - full| = {best[1]:.2f} SE over {len(systems)} systems",
               flush=True)
@@ -74,11 +90,12 @@ def build(results: Path, bundle: Path) -> dict:
     board = read_json(results / "leaderboard.json", what="leaderboard")
     systems = {}
     for row in board["rows"]:
-        systems[row["system"]] = agreement(results / row["results_file"], bundle)
+        systems[row["system"]] = row_agreement(results, row, bundle)
     checks = [c for rows in systems.values() for c in rows]
+    files = {row["system"]: row for row in board["rows"]}
     for system, rows in systems.items():
         for c in rows:
-            c["out_of_sample"] = system not in SELECTED_ON
+            c["out_of_sample"] = task_file(files[system], c["task"]) not in SELECTED_ON.get(c["task"], [])
     return {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "bundle_version": board["bundle_version"],
             "lite_sizes": LITE_SIZES, "lite_seeds": LITE_SEEDS, "seeds_selected_on": SELECTED_ON,
             "out_of_sample_checks": sum(c["out_of_sample"] for c in checks),
@@ -100,7 +117,7 @@ def random_seed_agreement(results: Path, bundle: Path, n: int) -> list[tuple[int
     try:
         for i in range(n):
             lite.LITE_SEEDS.update({t: 1000 + i for t in chosen})
-            checks = [c for row in board["rows"] for c in agreement(results / row["results_file"], bundle)]
+            checks = [c for row in board["rows"] for c in row_agreement(results, row, bundle)]
             out.append((sum(c["inside"] for c in checks), len(checks)))
     finally:
         lite.LITE_SEEDS.update(chosen)
@@ -112,6 +129,7 @@ def main() -> int:
     ap.add_argument("--results", default=str(results_dir()))
     ap.add_argument("--bundle", default=str(data_dir()))
     ap.add_argument("--select", action="store_true", help="search the per-task seeds (see above)")
+    ap.add_argument("--tasks", help="with --select: only these tasks (comma-separated), e.g. a task just added")
     ap.add_argument("--random", type=int, metavar="N", help="agreement of N random seeds instead (printed only)")
     args = ap.parse_args()
     if args.random:
@@ -121,9 +139,9 @@ def main() -> int:
               f"{inside[len(inside) // 2]}, max {inside[-1]} inside the full 95% intervals")
         return 0
     if args.select:
-        chosen = select_seeds(Path(args.results), Path(args.bundle))
-        print("LITE_SEEDS = " + repr({t: c["seed"] for t, c in chosen.items()}))
-        print("SELECTED_ON = " + repr(sorted({s for c in chosen.values() for s in c["systems"]})))
+        chosen = select_seeds(Path(args.results), Path(args.bundle), only=args.tasks.split(",") if args.tasks else None)
+        print("LITE_SEEDS: " + repr({t: c["seed"] for t, c in chosen.items()}))
+        print("SELECTED_ON: " + repr({t: c["runs"] for t, c in chosen.items()}))
         return 0
     doc = build(Path(args.results), Path(args.bundle))
     out = Path(args.results) / "benchmarks" / "lite_agreement.json"

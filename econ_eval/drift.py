@@ -151,13 +151,16 @@ def period_of(created: str, by: str, cutoff: str) -> str:
 
 def drift_report(run_dir: Path, *, cutoff: str = DEFAULT_CUTOFF, by: str = "year", bundle: Path | None = None,
                  resamples: int = N_RESAMPLES, seed: int = DRIFT_SEED, log=print) -> dict:
-    """Per-period scores of every arXiv task in the newest run of ``run_dir`` (see the module docstring)."""
+    """Per-period scores of every arXiv task in the newest run of ``run_dir`` that has one (a later run of other
+    tasks, e.g. the finance group, filed into the same folder is passed over; see the module docstring)."""
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", cutoff):
         raise DataError(f"--cutoff {cutoff!r}: give a month as YYYY-MM (e.g. 2020-01)")
     if by not in ("year", "cutoff"):
         raise DataError(f"--by {by!r}: use 'year' or 'cutoff'")
     run_dir = Path(run_dir)
-    results_file = run_folder.newest_results(run_dir)
+    files = run_folder.results_files(run_dir)
+    with_arxiv = [f for f in files if any(run_folder.samples_file(f, t).is_file() for t in arxiv_tasks())]
+    results_file = (with_arxiv or files or [None])[-1]
     if results_file is None:
         raise DataError(f"{run_dir}: no results_*.json here; point drift at a run folder (lm-eval --output_path "
                         "with --log_samples, or results/<system>/)")

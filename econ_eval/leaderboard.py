@@ -83,58 +83,85 @@ def _params(base_model: str | None) -> str | None:
 #: fixed so that rebuilds need no built bundle
 CLASSIFY_TEST_COUNTS = {"econ.EM": 246, "econ.GN": 329, "econ.TH": 125}
 SIGNAL_TEST_COUNTS = {"0": 669, "1": 81}
+#: the sentence tasks' test labels (MANIFEST stats["sentence_tasks"]["test_labels"])
+SENTENCE_TEST_COUNTS = {"econ_fomc": {"dovish": 113, "hawkish": 106, "neutral": 206},
+                        "econ_fpb": {"negative": 121, "neutral": 576, "positive": 273},
+                        "econ_fiqasa": {"negative": 74, "neutral": 18, "positive": 139}}
 #: z of a two-sided 95% normal interval: headline scores are shown as score ± Z95 * bootstrap/lm-eval stderr
 Z95 = 1.959964
 
 
 def random_baseline(task: str) -> float:
     """Expected headline score of uniform random guessing on the published test sets (0 for generation)."""
-    counts = {"econ_classify": CLASSIFY_TEST_COUNTS, "econ_signal": SIGNAL_TEST_COUNTS}
+    counts = {"econ_classify": CLASSIFY_TEST_COUNTS, "econ_signal": SIGNAL_TEST_COUNTS, **SENTENCE_TEST_COUNTS}
     spec = tasks.task(task)
     return spec.random_headline(counts.get(spec.bundle_task))
 
 
-def accepted_results(folder: Path, expected: "Expected") -> tuple[Path | None, dict, list[dict]]:
-    """The newest results file of ``folder`` that passes :func:`check_results` with its document, and the
-    newer ones that did not (``[{"results_file", "problems"}]``): a ``--limit`` smoke run filed into a
-    system's folder never replaces its full run."""
-    skipped = []
+def accepted_results(folder: Path, expected: "Expected") -> tuple[dict[str, Path], dict[Path, dict], list[dict]]:
+    """Which results file of ``folder`` each task's score comes from: per task, the newest file that has it
+    and passes the checks for it (:func:`task_problems`), so a later run of extra tasks (the finance group,
+    say) adds columns without replacing the suite run. Returns ``({task: file}, {file: document}, skipped)``;
+    ``skipped`` lists newer files (or tasks of them) that were not used and why: a ``--limit`` smoke run or
+    a quick-suite run filed into a system's folder never replaces its full run. The folder is refused
+    (empty mapping) when its usable files together miss a task the leaderboard requires."""
+    skipped, task_files, documents = [], {}, {}
+    baseline = False
     for path in reversed(run_folder.results_files(folder)):
-        results, problems = _read_and_check(path, expected)
-        if not problems:
-            return path, results, skipped
-        skipped.append({"results_file": path.name, "problems": problems})
-    return None, {}, skipped
+        results, file_problems, per_task = _read_and_check_parts(path, expected)
+        if file_problems:
+            skipped.append({"results_file": path.name, "problems": file_problems})
+            continue
+        baseline = baseline or _is_baseline(results)
+        used = [t for t in results.get("results", {}) if t not in task_files and t not in per_task]
+        for task in used:
+            task_files[task] = path
+        if used:
+            documents[path] = results
+        newer_refused = [p for t, p in per_task.items() if t not in task_files]
+        if newer_refused:
+            skipped.append({"results_file": path.name, "problems": newer_refused})
+    missing = [t for t in _required_tasks(baseline) if t not in task_files]
+    if missing and task_files:
+        skipped.append({"results_file": max(task_files.values()).name,
+                        "problems": [f"missing task(s) {missing}: run --tasks econ"]})
+    if missing:
+        return {}, {}, skipped
+    return task_files, documents, skipped
 
 
 def leaderboard_rows(root: Path, expected: "Expected | None" = None, skipped: list | None = None) -> list[dict]:
     """One row per system: headline metrics per task and the normalised average.
 
-    Every results file is checked as ``leaderboard check`` does; refused ones are left out and, when
-    ``skipped`` is a list, reported there.
+    Every results file is checked as ``leaderboard check`` does (per task, see :func:`accepted_results`);
+    refused ones are left out and, when ``skipped`` is a list, reported there.
     """
     expected = expected or Expected.published()
     rows = []
     for folder in system_folders(root):
-        path, results, refused = accepted_results(folder, expected)
+        task_files, documents, refused = accepted_results(folder, expected)
         if skipped is not None:
             skipped += [{"system": str(folder.relative_to(root)), **r} for r in refused]
-        if path is None:
+        if not task_files:
             continue
+        # the run of the suite's first task describes the system (model, adapter, bundle)
+        path = task_files.get(SUITE_TASKS[0]) or next(iter(task_files.values()))
+        results = documents[path]
         info = _system_info(folder, results, path)
-        bundle = {results["configs"][t]["metadata"].get("bundle_version") for t in results.get("configs", {})
-                  if "metadata" in results["configs"][t]}
+        bundle = {documents[task_files[t]]["configs"][t]["metadata"].get("bundle_version") for t in task_files
+                  if "metadata" in documents[task_files[t]].get("configs", {}).get(t, {})}
         row_metrics, normalised, intervals = {}, {}, {}
         for task in HEADLINE:
-            if task not in results.get("results", {}):
+            if task not in task_files:
                 continue
-            vals = {m: _metric(results, task, m) for m in _task_metric_names(results, task)}
+            res = documents[task_files[task]]
+            vals = {m: _metric(res, task, m) for m in _task_metric_names(res, task)}
             row_metrics[task] = {m: round(v, 4) for m, v in vals.items() if v is not None}
             head = vals.get(HEADLINE[task][0])
             if head is not None:
                 base = random_baseline(task)
                 normalised[task] = (head - base) / (1 - base)
-                se = _stderr(results, task, HEADLINE[task][0])
+                se = _stderr(res, task, HEADLINE[task][0])
                 if se is not None and math.isfinite(se):
                     # headline metrics are shares in [0, 1]: the normal interval is clipped to that range
                     intervals[task] = [round(max(head - Z95 * se, 0.0), 4), round(min(head + Z95 * se, 1.0), 4)]
@@ -143,8 +170,37 @@ def leaderboard_rows(root: Path, expected: "Expected | None" = None, skipped: li
                      "normalised_average": round(sum(normalised.values()) / len(normalised), 4) if normalised else None,
                      "tasks_scored": len(normalised),
                      "results_file": str(path.relative_to(root)),
+                     "task_files": {t: str(p.relative_to(root)) for t, p in task_files.items() if t in HEADLINE
+                                    or t in tasks.TASKS},
                      "date": _run_date(results, path)})
     return rank(rows)
+
+
+def merged_results(folder: Path, expected: "Expected | None" = None) -> dict | None:
+    """One lm-eval-shaped results document of a system folder: each task's entry from the run the leaderboard
+    takes it from (:func:`accepted_results`), and each group's ``score`` recomputed as the unweighted mean of
+    its members' scores when all of them are present (what lm-eval's group aggregate computes), so a group
+    score never mixes runs with different member lists. None when the folder is refused."""
+    task_files, documents, _ = accepted_results(Path(folder), expected or Expected.published())
+    if not task_files:
+        return None
+    out = {"results": {}, "n-samples": {}, "configs": {}}
+    for task, path in task_files.items():
+        doc = documents[path]
+        out["results"][task] = doc["results"][task]
+        for key in ("n-samples", "configs"):
+            if task in doc.get(key, {}):
+                out[key][task] = doc[key][task]
+    for group, members in tasks.group_members().items():
+        scores = [out["results"].get(m, {}).get("score,none") for m in members]
+        if members and all(isinstance(v, (int, float)) for v in scores):
+            out["results"][group] = {"alias": group, "score,none": sum(scores) / len(scores)}
+    return out
+
+
+def task_file(row: dict, task: str) -> str:
+    """The results file (relative to the results folder) a leaderboard row's ``task`` score comes from."""
+    return row.get("task_files", {}).get(task, row["results_file"])
 
 
 def rank(rows: list[dict]) -> list[dict]:
@@ -306,11 +362,9 @@ def _plot_confusions(root: Path, rows: list[dict], out_dir: Path) -> list[Path]:
 
     written = []
     for row in rows:
-        res = root / row["results_file"]
-        folder = res.parent
-        mats = {}
+        folder, mats = (root / row["results_file"]).parent, {}
         for task in tasks.names(baselines=True):  # the classification tasks of the leaderboard
-            f = run_folder.samples_file(res, task)
+            f = run_folder.samples_file(root / task_file(row, task), task)
             if f.is_file():
                 mats[task] = confusion_from_samples(f, task)
         if not mats:
@@ -426,15 +480,28 @@ def _fingerprint_problem(path: Path, results: dict, task: str, expected: Expecte
 
 
 def check_results(path: Path, expected: Expected | None = None) -> list[str]:
-    """Everything that keeps one results file off the leaderboard (empty list: accepted)."""
-    return _read_and_check(path, expected or Expected.published())[1]
+    """Everything that keeps one results file, on its own, off the leaderboard (empty list: accepted)."""
+    results, file_problems, per_task = _read_and_check_parts(path, expected or Expected.published())
+    missing = [t for t in _required_tasks(_is_baseline(results)) if t not in results.get("results", {})]
+    return file_problems + ([f"missing task(s) {missing}: run --tasks econ"] if missing else []) + list(per_task.values())
 
 
-def _read_and_check(path: Path, expected: Expected) -> tuple[dict, list[str]]:
-    """The results document of ``path`` and what keeps it off the leaderboard."""
+def _is_baseline(results: dict) -> bool:
+    return results.get("config", {}).get("model") == "econ-eval-baseline"
+
+
+def _required_tasks(baseline: bool) -> list[str]:
+    """The tasks a system must have: the suite's (a baseline: the suite tasks it can do)."""
+    return [t for t in BASELINE_TASKS if t in SUITE_TASKS] if baseline else list(SUITE_TASKS)
+
+
+def _read_and_check_parts(path: Path, expected: Expected) -> tuple[dict, list[str], dict[str, str]]:
+    """The results document of ``path``, what keeps the whole file off the leaderboard (a ``--limit`` or
+    quick-suite run), and per task of the file what keeps that task's score off (version, bundle, test
+    documents)."""
     results = read_json(path, what="lm-eval results file")
     if not isinstance(results, dict):
-        return {}, [f"{path}: not an lm-eval results document"]
+        return {}, [f"{path}: not an lm-eval results document"], {}
     problems = []
     limit = results.get("config", {}).get("limit")
     if limit is not None:
@@ -443,28 +510,25 @@ def _read_and_check(path: Path, expected: Expected) -> tuple[dict, list[str]]:
     if quick:
         problems.append(f"a quick-suite run ({', '.join(sorted(quick)[:3])}{' ...' if len(quick) > 3 else ''}): "
                         "econlite subsets are first looks, only full test sets are ranked; run --tasks econ")
-    baseline = results.get("config", {}).get("model") == "econ-eval-baseline"
-    # a baseline must cover its leaderboard tasks (the suite's); its runs on tasks outside the suite are extra
-    required = [t for t in BASELINE_TASKS if t in SUITE_TASKS] if baseline else SUITE_TASKS
-    missing = [t for t in required if t not in results.get("results", {})]
-    if missing:
-        problems.append(f"missing task(s) {missing}: run --tasks econ")
+    if problems:
+        return results, problems, {}
     versions = expected.task_versions
-    for task in required:
+    per_task = {}
+    for task in results.get("results", {}):
+        if task not in tasks.TASKS or tasks.task(task).lite_of:
+            continue  # groups and tasks outside the registry are not scored
+        meta = results.get("configs", {}).get(task, {}).get("metadata", {})
         if task in results.get("versions", {}) and task in versions and \
                 float(results["versions"][task]) != versions[task]:
-            problems.append(f"{task} version {results['versions'][task]} differs from this checkout's {versions[task]}")
-        meta = results.get("configs", {}).get(task, {}).get("metadata", {})
-        if task not in results.get("results", {}):
-            continue
-        if str(meta.get("bundle_version")) != expected.bundle_version:
-            problems.append(f"{task} was scored on bundle {meta.get('bundle_version')!r}, not "
-                            f"{expected.bundle_version!r}")
-        elif limit is None:
+            per_task[task] = f"{task} version {results['versions'][task]} differs from this checkout's {versions[task]}"
+        elif str(meta.get("bundle_version")) != expected.bundle_version:
+            per_task[task] = (f"{task} was scored on bundle {meta.get('bundle_version')!r}, not "
+                              f"{expected.bundle_version!r}")
+        else:
             problem = _fingerprint_problem(path, results, task, expected)
             if problem:
-                problems.append(problem)
-    return results, problems
+                per_task[task] = problem
+    return results, problems, per_task
 
 
 def check_run(run_dir: Path, bundle: Path | None = None) -> tuple[Path, dict]:
@@ -476,7 +540,9 @@ def check_run(run_dir: Path, bundle: Path | None = None) -> tuple[Path, dict]:
     if not files:
         raise RunRejected(f"{run_dir}: no results_*.json found (run lm_eval with --output_path)")
     path = files[-1]
-    results, problems = _read_and_check(path, Expected.from_bundle(bundle) if bundle else Expected.published())
+    expected = Expected.from_bundle(bundle) if bundle else Expected.published()
+    results = read_json(path, what="lm-eval results file")
+    problems = check_results(path, expected)
     if problems:
         raise RunRejected(f"{path}: refused:\n  - " + "\n  - ".join(problems))
     return path, results

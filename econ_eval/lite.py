@@ -22,7 +22,7 @@ from . import tasks
 #: the quick suite's group and task-name prefix
 LITE_GROUP = "econlite"
 LITE_PREFIX = tasks.LITE_PREFIX
-#: documents kept per full task (the suite's test sizes: titles 700, classify 700, QA 507, signal 750, MMLU 742)
+#: documents kept per full task (the suite's test sizes: titles 700, classify 700, QA 507, signal 750, MMLU 742, FOMC 425)
 LITE_SIZES = {
     "econ_titles": 60,
     "econ_classify": 200,
@@ -31,13 +31,16 @@ LITE_SIZES = {
     "econ_signal": 200,
     "econ_signal_gen": 80,
     "econ_mmlu": 100,
+    "econ_fomc": 100,
+    "econ_fomc_gen": 60,
 }
 #: the sampling seed of each task's subset: among seeds 0-199, the one whose subset reproduces the published
 #: systems' full scores best (smallest worst-case distance in standard errors; `benchmarks/lite_agreement.py
 #: --select`), the way tinyBenchmarks picks anchor items from existing models' results. Systems published
 #: after the selection check it out of sample (results/benchmarks/lite_agreement.json).
 LITE_SEEDS = {"econ_titles": 116, "econ_classify": 140, "econ_classify_gen": 155, "econ_qa": 192, "econ_signal": 162,
-              "econ_signal_gen": 0, "econ_mmlu": 10}
+              "econ_signal_gen": 0, "econ_mmlu": 10,
+              "econ_fomc": 0, "econ_fomc_gen": 0}
 
 
 def lite_name(task: str) -> str:
@@ -138,9 +141,20 @@ def full_headline(task_results: dict, spec: tasks.TaskSpec) -> tuple[float, floa
     return task_results[f"{spec.headline},none"], float(se) if isinstance(se, (int, float)) else 0.0
 
 
-def agreement(results_file, bundle) -> list[dict]:
-    """Per suite task of a published run: full score, its 95% interval (± 1.96 bootstrap standard errors, the
-    leaderboard's), the lite score from the same samples, and whether it falls inside the interval."""
+def row_agreement(results_root, row: dict, bundle) -> list[dict]:
+    """:func:`agreement` of a leaderboard row, each task read from the results file its score comes from."""
+    from pathlib import Path
+
+    from .leaderboard import task_file
+
+    return [c for task in LITE_SIZES
+            for c in agreement(Path(results_root) / task_file(row, task), bundle, only=task)]
+
+
+def agreement(results_file, bundle, only: str | None = None) -> list[dict]:
+    """Per suite task of a published run (or ``only`` that task): full score, its 95% interval (± 1.96
+    bootstrap standard errors, the leaderboard's), the lite score from the same samples, and whether it falls
+    inside the interval."""
     from pathlib import Path
 
     from . import run_folder
@@ -149,7 +163,7 @@ def agreement(results_file, bundle) -> list[dict]:
     results = read_json(Path(results_file), what="results file")["results"]
     out = []
     for task in LITE_SIZES:
-        if task not in results:
+        if task not in results or (only and task != only):
             continue
         spec = tasks.task(task)
         path = run_folder.samples_file(results_file, task)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import report, run_folder
-from .io import DataError, atomic_write_text, read_json
+from . import report
+from .io import DataError, atomic_write_text
 
 LEADERBOARD_COMMAND = "econ-eval leaderboard build --readme README.md"
 DATA_CARD_COMMAND = "econ-eval data card --readme README.md"
@@ -53,12 +53,15 @@ def replace_block(readme: Path, name: str, command: str, content: str) -> bool:
 
 # ----------------------------------------------------------------------------- blocks made from results/
 def results_table(root: Path) -> str:
-    """The full-suite table of the published LLM systems (newest results file of each folder)."""
+    """The table of the published LLM systems: each task from the run the leaderboard takes it from (a system's
+    `econ` run and, filed beside it later, its finance-group run), group scores recomputed from the members."""
+    from .leaderboard import merged_results
+
     named = []
     for system in LLM_SYSTEMS:
-        path = run_folder.newest_results(root / system)
-        if path is not None:
-            named.append((system, read_json(path, what="lm-eval results")))
+        merged = merged_results(root / system) if (root / system).is_dir() else None
+        if merged is not None:
+            named.append((system, merged))
     if not named:
         return "(no published LLM runs in results/)"
     return report.format_table(named)

@@ -151,6 +151,12 @@ def _fpb(name: str, output_type: str, **kw) -> TaskSpec:
                      labels=prompts.SENTIMENT_LABELS, names=prompts.SENTIMENT_NAMES, **kw)
 
 
+def _fiqasa(name: str, output_type: str, **kw) -> TaskSpec:
+    return _sentence(name, "econ_fiqasa", output_type, title="FiQA-SA macro-F1", prompt=prompts.fiqasa_prompt,
+                     target=prompts.sentiment_target, parse=prompts.parse_sentiment_answer,
+                     labels=prompts.SENTIMENT_LABELS, names=prompts.SENTIMENT_NAMES, **kw)
+
+
 def _headline_doc(text: str, question: str = "") -> dict:
     return {"text": text, "question": question.strip() or "Does the news headline talk about price going up?"}
 
@@ -192,19 +198,25 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec(name="econ_mmlu", bundle_task="econ_mmlu", output_type="multiple_choice", prompt=prompts.mmlu_prompt,
              target=lambda doc: prompts.MMLU_LETTERS[prompts.mmlu_gold(doc)], title="MMLU acc", metrics=("acc",),
              random_score=0.25, on_leaderboard=True),
+    # monetary-policy stance: the one central-bank task, a member of the `econ` group
+    _fomc("econ_fomc", "multiple_choice", on_leaderboard=True, trainable=True, baselines=True,
+          demo_label="Monetary-policy stance"),
+    _fomc("econ_fomc_gen", "generate_until"),
     TaskSpec(name="econ_qa_rag", bundle_task="econ_qa", output_type="generate_until", prompt=prompts.qa_rag_prompt,
              target=prompts.qa_target, title="RAG QA ROUGE-L", metrics=("rougeL", "token_f1", "hit_rate"),
              in_suite=False, judge_metrics=("qa_correctness",), ragas=True),
-    # FOMC stance joins the `econ` group once the published systems are scored on it (issue 15)
-    _fomc("econ_fomc", "multiple_choice", in_suite=False, trainable=True, baselines=True,
-          demo_label="Monetary-policy stance"),
-    _fomc("econ_fomc_gen", "generate_until", in_suite=False),
+
     # the finance core of FinBen: the `econfin` group (non-commercial data: CC BY-NC-SA 3.0)
-    _fpb("econ_fpb", "multiple_choice", in_suite=False, trainable=True, baselines=True,
+    _fpb("econ_fpb", "multiple_choice", in_suite=False, on_leaderboard=True, trainable=True, baselines=True,
          demo_label="Financial sentiment"),
     _fpb("econ_fpb_gen", "generate_until", in_suite=False),
-    _headlines("econ_headlines", "multiple_choice", in_suite=False, trainable=True),
+    _headlines("econ_headlines", "multiple_choice", in_suite=False, on_leaderboard=True, trainable=True),
     _headlines("econ_headlines_gen", "generate_until", in_suite=False),
+    _fiqasa("econ_fiqasa", "multiple_choice", in_suite=False, on_leaderboard=True, trainable=True, baselines=True),
+    _fiqasa("econ_fiqasa_gen", "generate_until", in_suite=False),
+    TaskSpec(name="econ_tatqa", bundle_task="econ_tatqa", output_type="generate_until", prompt=prompts.tatqa_prompt,
+             target=prompts.tatqa_target, title="TAT-QA F1", metrics=("num_f1", "em"), in_suite=False,
+             on_leaderboard=True),
 )}
 
 
@@ -269,6 +281,23 @@ def yaml_configs(folder=None) -> dict[str, dict]:
         cfg = load(path)
         if isinstance(cfg.get("task"), str):
             out[cfg["task"]] = cfg
+    return out
+
+
+def group_members(folder=None) -> dict[str, list[str]]:
+    """Every lm-eval group YAML under the task folder (``econ``, ``econfin``, ``econlite``): its member tasks."""
+    from pathlib import Path
+
+    import yaml
+
+    from .config import tasks_dir
+
+    out = {}
+    for path in sorted(Path(folder or tasks_dir()).rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        cfg = None if "!function" in text else yaml.safe_load(text)  # task YAMLs use tags; groups do not
+        if isinstance(cfg, dict) and isinstance(cfg.get("group"), str):
+            out[cfg["group"]] = [t for t in cfg.get("task", []) if isinstance(t, str)]
     return out
 
 

@@ -57,7 +57,9 @@ def test_baseline_metrics_equal_task_metrics():
 
 
 def _bundle_dir(task):
-    return {"econ_classify_gen": "econ_classify", "econ_signal_gen": "econ_signal"}.get(task, task)
+    from econ_eval.tasks import TASKS
+
+    return TASKS[task].bundle_task if task in TASKS else task
 
 
 def _fake_llm_run(folder, *, limit=None, bundle="2.0", tasks=SUITE_TASKS, version=1.0, stamp="2026-01-01T00-00-00.000001",
@@ -93,7 +95,7 @@ def test_check_refuses_bad_runs(tmp_path):
         leaderboard.check_run(_fake_llm_run(tmp_path / "bundle", bundle="0.9"))
     with pytest.raises(leaderboard.RunRejected, match=r"version 2.0 differs"):
         leaderboard.check_run(_fake_llm_run(tmp_path / "ver", version=2.0))
-    with pytest.raises(leaderboard.RunRejected, match=r"missing task\(s\) \['econ_mmlu'\]"):
+    with pytest.raises(leaderboard.RunRejected, match=rf"missing task\(s\) \['{SUITE_TASKS[-1]}'\]"):
         leaderboard.check_run(_fake_llm_run(tmp_path / "miss", tasks=SUITE_TASKS[:-1]))
     # a quick-suite run is a first look, refused like --limit (here with the full tasks too: still refused)
     from econ_eval.tasks import LITE_TASKS
@@ -141,7 +143,8 @@ def test_build_skips_and_lists_refused_runs(tmp_path):
     _fake_llm_run(root / "only-smoke", limit=2, tasks=["econ_classify"])
     doc = leaderboard.build(root, log=lambda m: None)
     rows = {r["system"]: r for r in doc["rows"]}
-    assert set(rows) == {"model"} and rows["model"]["tasks_scored"] == 5
+    assert set(rows) == {"model"} and rows["model"]["tasks_scored"] == len(
+        [t for t in leaderboard.HEADLINE if t in SUITE_TASKS])
     assert rows["model"]["metrics"]["econ_classify"]["macro_f1"] == 0.7  # the full run, not the newer smoke run
     assert rows["model"]["results_file"].endswith("2026-01-01T00-00-00.000001.json")
     skipped = {(s["system"], s["results_file"]): s["problems"] for s in doc["skipped"]}
@@ -155,6 +158,38 @@ def test_build_skips_and_lists_refused_runs(tmp_path):
     with pytest.raises(leaderboard.DataError, match=r"results_2026-01-01T00-00-00.000001.json: lm-eval results "
                                                     r"file is not valid JSON"):
         leaderboard.build(bad)
+
+
+def test_build_takes_each_task_from_the_newest_run_that_has_it(tmp_path):
+    """A later run of extra tasks (the finance group) filed beside a system's suite run adds its columns
+    without replacing the suite run; a task the newer run got wrong (other test documents) comes from the
+    older run; a system whose runs together miss a suite task is refused, naming it."""
+    from econ_eval.data.build import published_fingerprints
+
+    root = tmp_path / "results"
+    older, newer = "2026-01-01T00-00-00.000001", "2026-02-01T00-00-00.000001"
+    _fake_llm_run(root / "model", value=0.6, stamp=older)
+    wrong = dict(published_fingerprints(), econ_fomc={"test_sha256": "0" * 64, "test_ids_sha256": "0" * 64})
+    _fake_llm_run(root / "model", value=0.8, stamp=newer, fingerprints=wrong,
+                  tasks=["econ_fpb", "econ_fpb_gen", "econ_fiqasa", "econ_fomc"])
+    # the suite split over two runs is fine; without econ_fomc anywhere it is not
+    _fake_llm_run(root / "split", value=0.6, stamp=older, tasks=SUITE_TASKS[:-2])
+    _fake_llm_run(root / "split", value=0.7, stamp=newer, tasks=SUITE_TASKS[-2:])
+    _fake_llm_run(root / "partial", value=0.6, tasks=[t for t in SUITE_TASKS if t != "econ_fomc"])
+    doc = leaderboard.build(root, log=lambda m: None)
+    rows = {r["system"]: r for r in doc["rows"]}
+    assert set(rows) == {"model", "split"}
+    model = rows["model"]
+    assert model["metrics"]["econ_fpb"]["macro_f1"] == 0.8 and model["metrics"]["econ_classify"]["macro_f1"] == 0.6
+    assert model["metrics"]["econ_fomc"]["macro_f1"] == 0.6  # the newer run's FOMC was on other documents
+    assert model["task_files"]["econ_fpb"] == f"model/results_{newer}.json"
+    assert model["task_files"]["econ_fomc"] == model["results_file"] == f"model/results_{older}.json"
+    assert rows["split"]["metrics"]["econ_fomc"]["macro_f1"] == 0.7 and rows["split"]["tasks_scored"] == len(
+        [t for t in leaderboard.HEADLINE if t in SUITE_TASKS])
+    skipped = {(s["system"], s["results_file"]): s["problems"] for s in doc["skipped"]}
+    assert any("econ_fomc was scored on other test documents" in p for p in skipped[("model", f"results_{newer}.json")])
+    assert skipped[("partial", f"results_{older}.json")] == ["missing task(s) ['econ_fomc']: run --tasks econ"]
+    assert "FPB macro-F1" in (root / "leaderboard.md").read_text()
 
 
 def test_add_never_overwrites(tmp_path):
@@ -249,6 +284,7 @@ def test_random_baseline_counts_match_the_bundle(real_bundle):
     _, manifest = real_bundle
     assert manifest["stats"]["econ_classify_labels"]["test"] == leaderboard.CLASSIFY_TEST_COUNTS
     assert manifest["stats"]["econ_signal_labels"]["test"] == leaderboard.SIGNAL_TEST_COUNTS
+    assert manifest["stats"]["sentence_tasks"]["test_labels"] == leaderboard.SENTENCE_TEST_COUNTS
 
 
 def test_readme_tables_are_generated_from_results(tmp_path):

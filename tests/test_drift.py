@@ -135,3 +135,14 @@ def test_cli_writes_json_and_png_beside_the_run_and_errors_are_clear(tmp_path):
     empty = subprocess.run([sys.executable, "-m", "econ_eval.cli", "drift", str(tmp_path)],
                            capture_output=True, text=True)
     assert empty.returncode == 2 and "no results_*.json here" in empty.stderr
+
+
+def test_drift_passes_over_a_later_run_without_arxiv_tasks(tmp_path):
+    """Regression: a finance-group run filed beside a system's suite run made `drift` read the newer run and
+    fail ("no samples of an arXiv task"); it reads the newest run that has arXiv samples."""
+    run = _run(tmp_path / "sys", {"econ_classify": _known_drift_rows()})
+    later = "2026-02-01T00-00-00.000001"
+    (run / f"results_{later}.json").write_text(json.dumps({"results": {}, "configs": {}}))
+    (run / f"samples_econ_fpb_{later}.jsonl").write_text(json.dumps({"doc": {"text": "x"}, "target": 0}) + "\n")
+    report = drift.drift_report(run, resamples=20, log=lambda m: None)
+    assert report["results_file"] == f"results_{STAMP}.json" and "econ_classify" in report["tasks"]

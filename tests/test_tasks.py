@@ -138,15 +138,15 @@ def test_lite_agreement_file_is_generated_from_the_published_samples(bundle_env)
     from pathlib import Path
 
     from econ_eval.io import read_json
-    from econ_eval.lite import LITE_SEEDS, LITE_SIZES, agreement
+    from econ_eval.lite import LITE_SEEDS, LITE_SIZES, row_agreement
 
     repo = Path(__file__).resolve().parent.parent
     doc = read_json(repo / "results" / "benchmarks" / "lite_agreement.json")
     assert doc["lite_sizes"] == LITE_SIZES and doc["lite_seeds"] == LITE_SEEDS
     board = read_json(repo / "results" / "leaderboard.json")
-    files = {r["system"]: r["results_file"] for r in board["rows"]}
+    rows = {r["system"]: r for r in board["rows"]}
     for system, checks in doc["systems"].items():
-        fresh = {c["task"]: c for c in agreement(repo / "results" / files[system], bundle_env)}
+        fresh = {c["task"]: c for c in row_agreement(repo / "results", rows[system], bundle_env)}
         for c in checks:
             assert fresh[c["task"]]["lite"] == c["lite"] and fresh[c["task"]]["inside"] == c["inside"], (system, c)
     assert doc["inside"] == sum(c["inside"] for cs in doc["systems"].values() for c in cs)
