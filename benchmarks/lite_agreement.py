@@ -47,9 +47,14 @@ SELECTED_ON: dict[str, list[str]] = {
     **{t: _FIRST_LLM_RUNS + (_BASELINE_RUNS if tasks.task(t).baselines else [])
        for t in ("econ_titles", "econ_classify", "econ_classify_gen", "econ_qa", "econ_signal", "econ_signal_gen",
                  "econ_mmlu")},
-    "econ_fomc": [],
-    "econ_fomc_gen": [],
+    "econ_fomc": [f"baselines/{b}/results_2026-11-29T15-00-02.405796.json" for b in (
+        "svc", "logistic_regression", "random_forest", "xgboost", "lstm", "rnn", "knn", "decision_tree")] + [
+        "smollm2-135m/results_2026-11-29T16-52-17.264150.json",
+        "smollm2-135m-lora/results_2026-11-29T16-02-54.624288.json",
+        "smollm2-135m-loraplus/results_2026-11-29T16-01-41.778047.json",
+        "smollm2-135m-lora-classify-signal/results_2026-11-29T16-53-23.883023.json"],
 }
+SELECTED_ON["econ_fomc_gen"] = SELECTED_ON["econ_fomc"][-4:]  # the LLM runs (baselines have no _gen variant)
 SE_FLOOR = 0.01
 
 

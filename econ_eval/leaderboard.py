@@ -268,7 +268,8 @@ def to_markdown(rows: list[dict]) -> str:
     lines.append(f"Ranked by the normalised average over the tasks every system was scored on ({names}): "
                  "(score − random) / (1 − random), where random is the expected score of uniform guessing (0 for "
                  "generation tasks), the Open LLM Leaderboard v2's normalisation (FinBen averages raw scores). "
-                 "`avg (all tasks)` averages every task a system has (baselines cover classify and signal only). "
+                 "`avg (all tasks)` averages every task a system has (baselines cover the classification tasks only: "
+                 f"{', '.join(HEADLINE[t][1] for t in BASELINE_TASKS if t in HEADLINE)}). "
                  "Brackets: 95% interval of each headline score (± 1.96 bootstrap standard errors); systems whose "
                  "intervals overlap are not clearly distinguishable on that task.")
     return "\n".join(lines) + "\n"

@@ -40,7 +40,7 @@ LITE_SIZES = {
 #: after the selection check it out of sample (results/benchmarks/lite_agreement.json).
 LITE_SEEDS = {"econ_titles": 116, "econ_classify": 140, "econ_classify_gen": 155, "econ_qa": 192, "econ_signal": 162,
               "econ_signal_gen": 0, "econ_mmlu": 10,
-              "econ_fomc": 0, "econ_fomc_gen": 0}
+              "econ_fomc": 14, "econ_fomc_gen": 4}
 
 
 def lite_name(task: str) -> str:
