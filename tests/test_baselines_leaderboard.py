@@ -212,8 +212,9 @@ def test_build_is_deterministic_and_ranks(tiny_bundle, tmp_path):
     fake = dict(bundle=tiny["bundle_version"], fingerprints=tiny["test_fingerprints"])
     _fake_llm_run(root / "good-model", value=0.8, **fake)
     _fake_llm_run(root / "weak-model", value=0.3, stamp="2026-02-01T00-00-00.000001", **fake)
-    run_baselines(["logistic_regression"], ["econ_classify", "econ_signal"], tiny_bundle, root / "baselines",
-                  log=lambda s: None)
+    # a baseline must cover the suite's classification tasks (classify, signal, FOMC) to be ranked
+    run_baselines(["logistic_regression"], ["econ_classify", "econ_signal", "econ_fomc"], tiny_bundle,
+                  root / "baselines", log=lambda s: None)
     (root / "runs").mkdir()
     _fake_llm_run(root / "runs" / "smoke", limit=3)  # smoke runs are never listed
     doc = leaderboard.build(root, bundle=tiny_bundle, log=lambda m: None)
@@ -320,7 +321,7 @@ def test_ranking_is_on_the_tasks_every_system_has_and_shows_intervals(tmp_path):
         for m in ("rougeL", "acc", "score"):
             doc["results"][task][f"{m},none"] = 0.99
     next(llm.glob("results_*.json")).write_text(json.dumps(doc))
-    base = _fake_llm_run(root / "baselines" / "bl", value=0.7, tasks=["econ_classify", "econ_signal"])
+    base = _fake_llm_run(root / "baselines" / "bl", value=0.7, tasks=["econ_classify", "econ_signal", "econ_fomc"])
     doc = json.loads(next(base.glob("results_*.json")).read_text())
     doc["config"]["model"] = "econ-eval-baseline"  # ... and a baseline better on the two it shares
     next(base.glob("results_*.json")).write_text(json.dumps(doc))
@@ -328,10 +329,10 @@ def test_ranking_is_on_the_tasks_every_system_has_and_shows_intervals(tmp_path):
     by_name = {r["system"]: r for r in rows}
     assert by_name["llm"]["normalised_average"] > by_name["baseline:bl"]["normalised_average"]  # the old order
     assert [r["system"] for r in rows] == ["baseline:bl", "llm"] and [r["rank"] for r in rows] == [1, 2]
-    assert leaderboard.common_tasks_of(rows) == ["econ_classify", "econ_signal"]
+    assert leaderboard.common_tasks_of(rows) == ["econ_classify", "econ_signal", "econ_fomc"]
     assert by_name["llm"]["common_average"] < by_name["baseline:bl"]["common_average"]
     lo, hi = by_name["llm"]["headline_ci95"]["econ_classify"]
     assert lo == pytest.approx(0.5 - 1.959964 * 0.01, abs=1e-4) and hi == pytest.approx(0.5 + 1.959964 * 0.01, abs=1e-4)
     md = leaderboard.to_markdown(rows)
-    assert "| 1 | baseline:bl |" in md and "0.500 [0.480, 0.520]" in md and "avg (2 common tasks)" in md
+    assert "| 1 | baseline:bl |" in md and "0.500 [0.480, 0.520]" in md and "avg (3 common tasks)" in md
     assert "as FinBen does" not in md
