@@ -457,8 +457,13 @@ def test_publish_adapter_halves_the_weights_and_never_overwrites(tmp_path):
 
     from econ_eval.finetune.train import publish_adapter
 
+    from safetensors.torch import save_file
+
     run = tmp_path / "run"
     shutil.copytree(REPO / "adapters" / "smollm2-135m-lora", run)
+    # a training run saves float32 weights (the published adapter is already halved)
+    weights = run / "adapter_model.safetensors"
+    save_file({k: v.to(torch.float32) for k, v in load_file(weights).items()}, weights)
     (run / "checkpoint-5").mkdir()
     (run / "checkpoint-5" / "optimizer.pt").write_bytes(b"x" * 100)
     dest = publish_adapter(run, tmp_path / "published")
