@@ -100,7 +100,7 @@ def random_baseline(task: str) -> float:
 
 def accepted_results(folder: Path, expected: "Expected") -> tuple[dict[str, Path], dict[Path, dict], list[dict]]:
     """Which results file of ``folder`` each task's score comes from: per task, the newest file that has it
-    and passes the checks for it (:func:`task_problems`), so a later run of extra tasks (the finance group,
+    and passes the checks for it (:func:`_read_and_check_parts`), so a later run of extra tasks (the finance group,
     say) adds columns without replacing the suite run. Returns ``({task: file}, {file: document}, skipped)``;
     ``skipped`` lists newer files (or tasks of them) that were not used and why: a ``--limit`` smoke run or
     a quick-suite run filed into a system's folder never replaces its full run. The folder is refused
@@ -113,7 +113,8 @@ def accepted_results(folder: Path, expected: "Expected") -> tuple[dict[str, Path
             skipped.append({"results_file": path.name, "problems": file_problems})
             continue
         baseline = baseline or _is_baseline(results)
-        used = [t for t in results.get("results", {}) if t not in task_files and t not in per_task]
+        # registry tasks only: a group's score (``econ``) is recomputed from its members (merged_results)
+        used = [t for t in results.get("results", {}) if t in tasks.TASKS and t not in task_files and t not in per_task]
         for task in used:
             task_files[task] = path
         if used:
@@ -170,8 +171,7 @@ def leaderboard_rows(root: Path, expected: "Expected | None" = None, skipped: li
                      "normalised_average": round(sum(normalised.values()) / len(normalised), 4) if normalised else None,
                      "tasks_scored": len(normalised),
                      "results_file": str(path.relative_to(root)),
-                     "task_files": {t: str(p.relative_to(root)) for t, p in task_files.items() if t in HEADLINE
-                                    or t in tasks.TASKS},
+                     "task_files": {t: str(p.relative_to(root)) for t, p in task_files.items()},
                      "date": _run_date(results, path)})
     return rank(rows)
 
