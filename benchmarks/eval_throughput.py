@@ -35,7 +35,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks._report import publish  # noqa: E402
 from econ_eval.config import results_dir, tasks_dir  # noqa: E402
-from econ_eval.evaluate import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_DTYPE  # noqa: E402
+from econ_eval.calibrate import FALLBACK_BATCH_SIZE  # noqa: E402
+from econ_eval.evaluate import DEFAULT_BACKEND, DEFAULT_DTYPE  # noqa: E402
+
+#: the batch size every backend is compared at (the 2-core machine's fitted size; see econ_eval/calibrate.py)
+DEFAULT_BATCH_SIZE = FALLBACK_BATCH_SIZE
 
 LL_TASKS = ["econ_classify", "econ_signal", "econ_mmlu"]
 GEN_TASKS = ["econ_qa", "econ_titles"]

@@ -1,5 +1,5 @@
-"""``econ-eval`` command line: data, models, evaluate, quickstart, finetune, baselines, leaderboard, judge,
-drift, ragas, serve-judge, annotate, tasks-path, space, report.
+"""``econ-eval`` command line: data, models, evaluate, calibrate-batch, quickstart, finetune, baselines,
+leaderboard, judge, drift, ragas, serve-judge, annotate, tasks-path, space, report.
 
 Each subcommand's parser and handler live with the module that does the work (``add_cli(subparsers)``);
 this file only assembles them, in the order ``--help`` lists them, and maps errors to exit codes.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__, baselines, drift, evaluate, leaderboard, models, quickstart, report, tasks
+from . import __version__, baselines, calibrate, drift, evaluate, leaderboard, models, quickstart, report, tasks
 from .data import build as data_build
 from .finetune import train as finetune
 from .judge import annotate, ragas_scores, server
@@ -18,7 +18,7 @@ from .judge import run as judge
 from .space import export as space_export
 
 #: the modules that add subcommands, in the order of `econ-eval --help`
-COMMAND_MODULES = (data_build, models, evaluate, quickstart, finetune, baselines, leaderboard, drift, judge, ragas_scores,
+COMMAND_MODULES = (data_build, models, evaluate, calibrate, quickstart, finetune, baselines, leaderboard, drift, judge, ragas_scores,
                    server, annotate, tasks, space_export, report)
 
 

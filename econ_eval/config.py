@@ -7,6 +7,7 @@ Every path the project uses is resolved here, so tasks, CLI, tests and training 
 - ``ECON_EVAL_ANNOTATIONS`` project annotations (default: ``<checkout>/../shared/data/annotations``)
 - ``ECON_EVAL_HOME``        model cache and other downloads (default: ``~/.cache/econ-eval``)
 - ``ECON_EVAL_RESULTS``     published results (default: ``<checkout>/results``)
+- ``ECON_EVAL_CALIBRATION`` the per-machine batch-size calibrations (default: ``$ECON_EVAL_HOME/calibration.json``)
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def home_dir() -> Path:
     return _env_path("ECON_EVAL_HOME", Path.home() / ".cache" / "econ-eval")
 
 
+def calibration_path() -> Path:
+    """The cache of per-machine batch-size calibrations (econ_eval/calibrate.py)."""
+    return _env_path("ECON_EVAL_CALIBRATION", home_dir() / "calibration.json")
+
+
 def results_dir() -> Path:
     """Directory of published results (one folder per evaluated system)."""
     return _env_path("ECON_EVAL_RESULTS", _default_root() / "results")
@@ -70,6 +76,33 @@ def results_dir() -> Path:
 def tasks_dir() -> Path:
     """The lm-eval ``--include_path`` folder: ``tasks/`` of the checkout, or the copy inside an installed wheel."""
     return REPO_ROOT / "tasks" if IN_CHECKOUT else PACKAGED_TASKS
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use: its affinity mask (taskset, cpusets), capped by a cgroup v2 CPU quota
+    (``cpu.max``, as container limits set it) — not ``os.cpu_count()``, which counts the whole host."""
+    import math
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def default_threads() -> int:
+    """Torch threads for an evaluation: ``$OMP_NUM_THREADS`` when set, else every usable core."""
+    import os
+
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else usable_cores()
 
 
 def machine() -> dict:

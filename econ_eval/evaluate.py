@@ -15,11 +15,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import run_folder, tasks
-from .config import DEFAULT_MODEL, REPO_ROOT, machine, results_dir, tasks_dir
+from .calibrate import FITTED
+from .config import DEFAULT_MODEL, REPO_ROOT, default_threads, machine, results_dir, tasks_dir
 from .data.build import verify_bundle
 from .io import DataError, Interrupted
 
@@ -31,10 +32,12 @@ WILDCARD_TASKS = [name for name, spec in tasks.TASKS.items() if not spec.lite_of
 
 
 #: CPU defaults (benchmarks/eval_throughput.py, 2 cores): bf16 is ~2.9x faster than fp32, batch 8 beats 1, 16
-#: and 32, and the econ-hf backend scores log-likelihoods 2.5x faster than hf with identical generations. A full
+#: and 32 there (not on every CPU: hence "fitted"), and the econ-hf backend scores log-likelihoods 2.5x faster than hf with identical generations. A full
 #: econ run of the base model takes 14.5 min (hf at batch 8: 20.4; at batch 16: 23.0). The published runs used
 #: hf at batch 16 (their system_*.json says so); scores move within their standard errors between the settings.
-DEFAULT_BATCH_SIZE = "8"
+#: "fitted" = the batch size calibrated for the machine the run is on (econ_eval/calibrate.py; cached per machine;
+#: a first-look run without a cached calibration uses 8); an integer or lm-eval's "auto" are passed through.
+DEFAULT_BATCH_SIZE = "fitted"
 DEFAULT_DTYPE = "bfloat16"
 #: lm-eval model backends: ``econ-hf`` (econ_eval/hf_prefix_shared.py: hf with prefix-shared log-likelihoods, run through
 #: ``python -m econ_eval.lm_eval_cli``) or lm-eval's own ``hf`` (``python -m lm_eval``).
@@ -143,9 +146,18 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
         raise DataError(f"{dest}: exists and is not a folder; pass --output a folder for the results")
     staging = root / "tmp" / f"{name}-{os.getpid()}-{int(time.time())}"
     staging.mkdir(parents=True, exist_ok=True)
+    threads = default_threads()
+    batch_choice = None
+    if spec.batch_size == FITTED:
+        from .calibrate import fitted_batch_size
+
+        batch, batch_choice = fitted_batch_size(pretrained, spec.model, dtype=spec.dtype, backend=spec.backend,
+                                                threads=threads, calibrate_if_missing=not first_look, log=log)
+        spec = replace(spec, batch_size=str(batch))
+        log(f"batch size {batch} ({batch_choice['source']})")
     cmd = lm_eval_command(spec, pretrained, staging)
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    env.setdefault("OMP_NUM_THREADS", str(threads))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -173,7 +185,8 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
     results_file = next(p for p in moved if p.name.startswith("results_"))
     run_folder.write_system(results_file, {
         "system": name, "base_model": spec.model, "pretrained": pretrained, "adapter": spec.adapter,
-        "dtype": spec.dtype, "batch_size": spec.batch_size, "backend": spec.backend, "device": spec.device,
+        "dtype": spec.dtype, "batch_size": spec.batch_size, "batch_size_choice": batch_choice,
+        "backend": spec.backend, "device": spec.device,
         "chat_template": spec.chat_template, "limit": spec.limit, "tasks": spec.tasks,
         "wall_time_s": round(wall, 1), "command": shlex.join(cmd), "results_file": results_file.name,
         "machine": {**machine(), "omp_num_threads": env.get("OMP_NUM_THREADS")},

@@ -53,7 +53,8 @@ def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
     env_results = tmp_path / "results"
     import os
 
-    env = {**os.environ, "ECON_EVAL_RESULTS": str(env_results), "ECON_EVAL_DATA": str(bundle_env)}
+    env = {**os.environ, "ECON_EVAL_RESULTS": str(env_results), "ECON_EVAL_DATA": str(bundle_env),
+           "ECON_EVAL_CALIBRATION": str(tmp_path / "calibration.json")}
     proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "evaluate", "--tasks", "econ_*", "--limit", "3"],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -76,6 +77,10 @@ def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
     assert results["chat_template"]  # recorded, since chat templates change scores
     system = json.loads(next(run_dir.glob("system_*.json")).read_text())
     assert system["limit"] == 3 and "--apply_chat_template" in system["command"]
+    # the batch size fitted to the machine: a --limit run never calibrates, so with nothing cached it is the fallback
+    assert system["batch_size_choice"]["requested"] == "fitted" and system["batch_size"] == "8"
+    assert system["batch_size_choice"]["source"].startswith("fallback") and "--batch_size 8" in system["command"]
+    assert not (tmp_path / "calibration.json").exists()
     # the machine it ran on: the CPU extensions that change kernel speed and the threads used
     assert system["machine"]["cores"] >= 1 and isinstance(system["machine"]["amx"], bool)
     assert system["machine"]["omp_num_threads"] and system["machine"]["torch_threads"] >= 1
