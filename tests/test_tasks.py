@@ -167,3 +167,23 @@ def test_random_seed_agreement_leaves_the_chosen_seeds_alone(bundle_env):
     counts = random_seed_agreement(repo / "results", bundle_env, 2)
     assert len(counts) == 2 and all(0 <= inside <= total and total > 0 for inside, total in counts)
     assert LITE_SEEDS == before
+
+
+def test_suite_time_proposal_fits_the_budget_and_keeps_the_floor():
+    """benchmarks/suite_time.py: proposed test sizes fit the budget, shrink every task by one factor, and never go
+    below the floor (or a task's own size when it is smaller)."""
+    import importlib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(repo))
+    suite_time = importlib.import_module("benchmarks.suite_time")
+    cost = {"a": 1.0, "b": 0.5, "c": 2.0}
+    sizes = {"a": 1000, "b": 2000, "c": 150}
+    assert suite_time.propose_sizes(cost, sizes, budget_s=10_000, floor=200) == sizes  # fits already
+    got = suite_time.propose_sizes(cost, sizes, budget_s=1200, floor=200)
+    assert sum(cost[t] * n for t, n in got.items()) <= 1200
+    assert got["c"] == 150 and got["a"] >= 200 and got["b"] >= 200  # c is below the floor already: kept whole
+    assert got["a"] / 1000 == pytest.approx(got["b"] / 2000, abs=0.01)  # one factor for all
+    impossible = suite_time.propose_sizes(cost, sizes, budget_s=10, floor=200)
+    assert impossible == {"a": 200, "b": 200, "c": 150}  # the floor wins over the budget
