@@ -329,8 +329,9 @@ def _tatqa_em_f1_strings(predicted: str, gold: str) -> tuple[float, float]:
     pred_norm, gold_norm = tatqa_normalize(predicted), tatqa_normalize(gold)
     em = 1.0 if pred_norm == gold_norm else 0.0
     # one answer string a side (the evaluator joins the spans first), so DROP's one-to-one alignment of bags
-    # is a single pair: F1 of the two token sets, rounded to 2 places as upstream
-    return em, round(_tatqa_bag_f1(set(pred_norm.split()), set(gold_norm.split())), 2)
+    # is a single pair: F1 of the two token sets, rounded to 2 places as upstream rounds it: numpy's round
+    # (scale, round half to even), which differs from Python's round() at ties such as 0.975 -> 0.98, not 0.97
+    return em, float(np.round(_tatqa_bag_f1(set(pred_norm.split()), set(gold_norm.split())), 2))
 
 
 def tatqa_gold_answers(doc: dict) -> list[str]:

@@ -217,6 +217,15 @@ def test_tatqa_em_f1_follows_the_official_definition(doc, prediction, expected):
     assert metrics.tatqa_em_f1(doc, prediction) == expected
 
 
+def test_tatqa_f1_rounds_ties_as_the_official_evaluator():
+    """Regression: the official evaluator rounds F1 with numpy (0.975 -> 0.98); Python's round() gave 0.97.
+    Found by benchmarks/tatqa_parity.py running the upstream code on every bundle answer (5 of 12,655 cases)."""
+    words = [f"word{i}" for i in range(40)]
+    doc = {"answer": [" ".join(words)], "answer_type": "span", "scale": ""}
+    prediction = " ".join(words[:39] + ["other"])  # 39 of 40 tokens on each side: F1 = 0.975 exactly
+    assert metrics.tatqa_em_f1(doc, prediction) == (0.0, 0.98)
+
+
 def test_tatqa_task_scores_generations_by_their_first_line():
     from econ_eval import lm_tasks
 
