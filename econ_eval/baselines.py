@@ -1,7 +1,7 @@
 """Classic baselines on the bundle's splits, scored with the same metric functions as the lm-eval tasks.
 
 Six scikit-learn / XGBoost models on TF-IDF features and two small PyTorch recurrent nets (RNN, LSTM)
-for ``econ_classify`` and ``econ_signal``. Each model's hyper-parameter is chosen on the validation split
+for the classification tasks of the registry (``baselines=True``). Each model's hyper-parameter is chosen on the validation split
 (the headline metric), then it is refit on train and scored once on test. Results are written in
 lm-eval's ``results_*.json`` shape under ``results/baselines/<name>/`` (with per-document samples),
 so the leaderboard reads them like any lm-eval run.
@@ -33,6 +33,8 @@ class TaskData:
     labels: dict[str, list]
     ids: dict[str, list]
     binary: bool
+    #: per split, the question type of each document where the headline metric averages over types (Headlines)
+    groups: dict[str, list] | None = None
 
 
 def task_text(task: str, doc: dict) -> str:
@@ -42,18 +44,24 @@ def task_text(task: str, doc: dict) -> str:
 
 def load_task(bundle: Path, task: str) -> TaskData:
     """Texts, gold labels and ids of one task's splits."""
-    texts, labels, ids = {}, {}, {}
+    texts, labels, ids, groups = {}, {}, {}, {}
     spec = tasks.task(task)
     for split in ("train", "validation", "test"):
         rows = read_jsonl(Path(bundle) / task / f"{split}.jsonl")
         texts[split] = [task_text(task, r) for r in rows]
         labels[split] = [spec.gold_label(r) for r in rows]
-        ids[split] = [r.get("paper_id", r.get("newid")) for r in rows]
-    return TaskData(task, texts, labels, ids, binary=len(spec.labels) == 2)
+        ids[split] = [r.get("paper_id", r.get("newid", r.get("id"))) for r in rows]
+        if spec.headline == "avg_f1":
+            groups[split] = [r["label_type"] for r in rows]
+    return TaskData(task, texts, labels, ids, binary=len(spec.labels) == 2, groups=groups or None)
 
 
-def headline(task: TaskData, gold, pred) -> float:
-    """The task's headline metric (macro F1 / positive-class F1), from :mod:`econ_eval.metrics`."""
+def headline(task: TaskData, split: str, pred) -> float:
+    """The task's headline metric on ``split`` (macro F1, positive-class F1, or FinBen's avg F1 over question
+    types), from :mod:`econ_eval.metrics`."""
+    gold = task.labels[split]
+    if task.groups:
+        return metrics.avg_f1(list(zip(task.groups[split], gold, pred)))
     return (metrics.f1 if task.binary else metrics.macro_f1)(list(zip(gold, pred)))
 
 
@@ -109,7 +117,7 @@ def run_sklearn(name: str, task: TaskData) -> tuple[list, dict]:
         model = make(param)
         model.fit(x_train, y_train, **({"sample_weight": sample_weight} if sample_weight is not None else {}))
         val_pred = list(enc.inverse_transform(model.predict(x_val)))
-        s = headline(task, task.labels["validation"], val_pred)
+        s = headline(task, "validation", val_pred)
         if s > best[0]:
             best = (s, param, model)  # the chosen model itself: refitting it (seeded) gave the same model again
     model = best[2]
@@ -187,7 +195,7 @@ def run_recurrent(cell: str, task: TaskData, *, epochs: int = 8, max_len: int = 
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-        s = headline(task, task.labels["validation"], predict(x_va, l_va))
+        s = headline(task, "validation", predict(x_va, l_va))
         if s > best[0]:
             best = (s, {k: v.clone() for k, v in model.state_dict().items()}, epoch + 1)
     model.load_state_dict(best[1])
@@ -217,6 +225,10 @@ def results_document(name: str, per_task: dict[str, dict], manifest: dict) -> di
         acc = [float(g == p) for g, p in items]
         row["acc,none"] = float(np.mean(acc))
         row["acc_stderr,none"] = float(np.std(acc, ddof=1) / np.sqrt(len(acc)))
+        if info.get("groups"):  # Headlines: FinBen's avg F1 over question types, on (type, gold, pred) items
+            typed = list(zip(info["groups"], info["gold"], info["pred"]))
+            row["avg_f1,none"] = metrics.avg_f1(typed)
+            row["avg_f1_stderr,none"] = metrics.bootstrap_stderr(metrics.avg_f1, typed)
         for m in names:
             fn = metrics.CORPUS_METRICS[m]
             row[f"{m},none"] = fn(items)
@@ -263,8 +275,9 @@ def run_baselines(names: list[str], tasks: list[str], bundle: Path, out_root: Pa
             t0 = time.time()
             pred, info = run_baseline(name, td)
             info["train_seconds"] = round(time.time() - t0, 1)
-            per_task[t] = {"gold": td.labels["test"], "pred": pred, "info": info, "ids": td.ids["test"]}
-            log(f"{name:<20} {t:<14} headline {headline(td, td.labels['test'], pred):.4f}  ({info})")
+            per_task[t] = {"gold": td.labels["test"], "pred": pred, "info": info, "ids": td.ids["test"],
+                           "groups": td.groups["test"] if td.groups else None}
+            log(f"{name:<20} {t:<14} headline {headline(td, 'test', pred):.4f}  ({info})")
         doc = results_document(name, per_task, manifest)
         folder = out_root / name
         written[name] = run_folder.write_results(folder, stamp, doc, {t: [

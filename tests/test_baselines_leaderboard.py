@@ -40,6 +40,22 @@ def test_all_baselines_on_tiny_bundle(tiny_bundle, tmp_path):
         assert a == b
 
 
+def test_headlines_baseline_scores_finben_avg_f1_over_question_types(tiny_bundle, tmp_path):
+    """Headlines baselines: the headline metric is FinBen's avg F1 over question types, as in the lm-eval task
+    (before, the baseline path knew only plain F1 and macro F1, so Headlines had no baseline)."""
+    path = run_baselines(["logistic_regression"], ["econ_headlines"], tiny_bundle, tmp_path / "bl",
+                         log=lambda s: None)["logistic_regression"]
+    doc = json.loads(path.read_text())
+    row = doc["results"]["econ_headlines"]
+    assert doc["configs"]["econ_headlines"]["metadata"]["headline_metric"] == "avg_f1"
+    assert row["score,none"] == row["avg_f1,none"] and row["avg_f1_stderr,none"] >= 0.0
+    test = [json.loads(line) for line in (tiny_bundle / "econ_headlines" / "test.jsonl").open()]
+    samples = [json.loads(line) for line in next(path.parent.glob("samples_econ_headlines_*.jsonl")).open()]
+    assert len(samples) == len(test) and len({d["label_type"] for d in test}) > 1
+    typed = [(d["label_type"], d["label"], s["filtered_resps"][0]) for d, s in zip(test, samples)]
+    assert row["avg_f1,none"] == pytest.approx(metrics.avg_f1(typed))
+
+
 def test_baseline_metrics_equal_task_metrics():
     """The same predictions give the same numbers through the lm-eval path and the baseline path."""
     from econ_eval.baselines import results_document
