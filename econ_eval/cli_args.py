@@ -90,7 +90,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=positive_float, help="documents per task (smoke test; results go to results/runs/)")
     p.add_argument("--batch-size", default=DEFAULT_BATCH_SIZE, help="lm-eval --batch_size: a number, lm-eval's auto (largest that fits "
                    "in memory: a GPU setting), or fitted (default: the fastest on this machine, from a calibration "
-                   "of about a minute on the first full run, cached; see `econ-eval calibrate-batch`)")
+                   "of about 2 min on the first full run, cached; see `econ-eval calibrate-batch`)")
     p.add_argument("--dtype", default=DEFAULT_DTYPE, help="model dtype (default: %(default)s, about 2x faster than "
                    "float32 on this CPU; scores differ slightly from float32 and with the batch size, so compare "
                    "systems under the same settings)")
