@@ -76,9 +76,11 @@ def choose(seconds: dict[int, float], margin: float = MARGIN) -> int:
     return min(b for b, s in seconds.items() if s <= best * (1 + margin))
 
 
-def measure(pretrained: str, *, dtype: str, backend: str, candidates=CANDIDATES, workload=None,
+def measure(pretrained: str, *, dtype: str, backend: str, threads: int, candidates=CANDIDATES, workload=None,
             chat_template: bool = True, log=print) -> dict[int, float]:
-    """Wall seconds of the calibration workload at each candidate batch size (one model load, one warm-up)."""
+    """Wall seconds of the calibration workload at each candidate batch size (one model load, one warm-up), on
+    ``threads`` torch threads — the count the run itself will get — restored afterwards."""
+    import torch
     from lm_eval.evaluator import evaluate
     from lm_eval.tasks import TaskManager, get_task_dict
 
@@ -98,11 +100,16 @@ def measure(pretrained: str, *, dtype: str, backend: str, candidates=CANDIDATES,
                      apply_chat_template=chat_template, bootstrap_iters=0, verbosity="ERROR")
         return time.perf_counter() - t
 
-    run(0.1, candidates[0])  # warm-up: kernel selection, tokenizer and task caches
-    seconds = {}
-    for batch in candidates:
-        seconds[batch] = round(run(1.0, batch), 2)
-        log(f"  batch {batch}: {seconds[batch]:.1f} s")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        run(0.1, candidates[0])  # warm-up: kernel selection, tokenizer and task caches
+        seconds = {}
+        for batch in candidates:
+            seconds[batch] = round(run(1.0, batch), 2)
+            log(f"  batch {batch}: {seconds[batch]:.1f} s")
+    finally:
+        torch.set_num_threads(before)
     return seconds
 
 
@@ -122,7 +129,7 @@ def fitted_batch_size(pretrained: str, model: str, *, dtype: str, backend: str, 
                                      "machine and a first-look run does not calibrate (`econ-eval calibrate-batch` does)"}
     log(f"calibrating the batch size for this machine ({threads} threads; cached in {cache_path()}) ...")
     t0 = time.time()
-    seconds = measure(pretrained, dtype=dtype, backend=backend, log=log, **measure_kw)
+    seconds = measure(pretrained, dtype=dtype, backend=backend, threads=threads, log=log, **measure_kw)
     entry = {"batch_size": choose(seconds), "seconds": {str(b): s for b, s in seconds.items()},
              "workload": dict(measure_kw.get("workload") or WORKLOAD), "calibration_s": round(time.time() - t0, 1),
              "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "key": json.loads(key)}

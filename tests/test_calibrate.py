@@ -68,8 +68,14 @@ def test_calibration_measures_each_candidate_once_then_reads_the_cache(model_dir
     monkeypatch.setenv("ECON_EVAL_CALIBRATION", str(tmp_path / "calibration.json"))
     kw = dict(dtype="bfloat16", backend="econ-hf", threads=1, candidates=(1, 2),
               workload={"econ_classify": 2, "econ_titles": 2})
+    import torch
+
+    seen, before = [], torch.get_num_threads()
     batch, record = calibrate.fitted_batch_size(str(model_dir), "smollm2-135m", calibrate_if_missing=True,
-                                                log=lambda m: None, **kw)
+                                                log=lambda m: seen.append((m, torch.get_num_threads())), **kw)
+    timed = [n for m, n in seen if m.startswith("  batch ")]
+    assert timed == [1, 1]  # each batch timed on the run's thread count (1 here), not this process's default
+    assert torch.get_num_threads() == before  # and the process's own setting restored
     assert record["source"] == "calibrated now" and batch in (1, 2)
     assert set(record["seconds"]) == {"1", "2"} and all(s > 0 for s in record["seconds"].values())
     assert batch == calibrate.choose({int(b): s for b, s in record["seconds"].items()})
