@@ -12,10 +12,16 @@ per abstract (one per category name). ``econ-hf`` instead
   contexts, and longer ones from the context's KV cache (one batched forward of their tokens);
 - applies the LM head and log-softmax only at the positions where a continuation token is scored.
 
-Requests, prompts, truncation and generation are lm-eval's own (``generate_until`` is inherited
-unchanged, so generated texts are identical). Log-likelihoods differ from ``hf`` only by bf16 rounding in
-kernels of other shapes; ``benchmarks/eval_throughput.py`` measures the agreement of the chosen answers
-(100% on its documents) and the largest log-likelihood difference.
+Requests, prompts and truncation are lm-eval's own. Log-likelihoods differ from ``hf`` only by bf16
+rounding in kernels of other shapes; ``benchmarks/eval_throughput.py`` measures the agreement of the chosen
+answers (100% on its documents) and the largest log-likelihood difference.
+
+Greedy ``generate_until`` runs on ``econ_eval.fast_generate.GreedyDecoder`` (preallocated KV cache,
+continuous batching of ``batch_size`` sequences, the model's own modules on weights packed once for
+oneDNN) with lm-eval's request order, stop sequences, ``max_gen_toks``, post-processing and cache entries.
+In float32 its texts equal ``hf``'s (``tests/test_fast_generate.py``); in bf16 a near-tie can flip a token,
+as it does between ``hf`` at batch 1 and batch 8 — the benchmark counts both. Sampling, ``auto`` batch
+sizes, non-Llama models and GPUs use lm-eval's own ``generate_until``; ``fast_generate=false`` forces it.
 
 Run it through ``python -m econ_eval.lm_eval_cli --model econ-hf ...`` (lm-eval's own command line with
 this backend registered), which is what ``econ-eval evaluate`` runs by default.
@@ -28,8 +34,11 @@ from collections import defaultdict
 import torch
 import torch.nn.functional as F
 from lm_eval.api.registry import register_model
-from lm_eval.models.huggingface import HFLM
+from lm_eval.models.huggingface import HFLM, has_bos_prefix
+from lm_eval.models.utils import Collator, handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 from tqdm import tqdm
+
+from econ_eval import fast_generate
 
 
 @register_model("econ-hf")
@@ -37,12 +46,14 @@ class PrefixSharedHFLM(HFLM):
     """lm-eval's ``HFLM`` with prefix-shared log-likelihoods (see the module docstring).
 
     Every ``hf`` model argument works unchanged (``pretrained=``, ``peft=``, ``dtype=`` ...);
-    ``shared_prefix=False`` turns the fast path off (lm-eval's own code then runs).
+    ``shared_prefix=False`` turns the fast log-likelihood path off and ``fast_generate=False`` the greedy
+    decoder of ``econ_eval.fast_generate`` (lm-eval's own code then runs for that request type).
     """
 
-    def __init__(self, *args, shared_prefix: bool = True, **kwargs):
+    def __init__(self, *args, shared_prefix: bool = True, fast_generate: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.shared_prefix = str(shared_prefix).lower() not in ("false", "0", "no")
+        self.shared_prefix = _flag(shared_prefix)
+        self.fast_generate = _flag(fast_generate)
 
     # ------------------------------------------------------------------ helpers
     def _base_causal_lm(self):
@@ -100,7 +111,7 @@ class PrefixSharedHFLM(HFLM):
         batch_size = int(override_bs or (self.batch_size if str(self.batch_size).isdigit() else 1) or 1)
         pbar = tqdm(total=len(requests), disable=(disable_tqdm or self.rank != 0),
                     desc="Running loglikelihood requests (econ-hf, shared prefixes)")
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self._autocast(), fast_generate.prepacked_linears(self.model, batch_size):
             for start in range(0, len(one_token), batch_size):
                 batch = one_token[start:start + batch_size]
                 self._score_one_token_batch(body, head, batch, results)
@@ -113,6 +124,83 @@ class PrefixSharedHFLM(HFLM):
             if request_str is not None:
                 self.cache_hook.add_partial("loglikelihood", request_str, answer)
         return results
+
+    # ------------------------------------------------------------------ generation
+    def _fast_generate_applies(self, requests) -> bool:
+        """Whether every request can run on ``fast_generate.GreedyDecoder`` (else lm-eval's own path)."""
+        if not (self.fast_generate and self.backend == "causal" and self.device.type == "cpu"
+                and str(self.batch_size).isdigit() and self.think_end_token is None
+                and self.mixed_precision_dtype is None and fast_generate.supports(self.model)):
+            return False
+        peft_config = getattr(self.model, "active_peft_config", None)
+        if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
+            return False
+        for request in requests:
+            kwargs = normalize_gen_kwargs(request.args[1], self.max_gen_toks)
+            if kwargs.get("do_sample") or set(kwargs) - {"until", "max_gen_toks", "do_sample", "temperature"}:
+                return False
+        return True
+
+    def _encode_context(self, context: str, max_ctx_len: int) -> list[int]:
+        """The context's tokens exactly as ``tok_batch_encode`` makes them (special tokens, left truncation)."""
+        kwargs = {}
+        if has_bos_prefix(context, getattr(self.tokenizer, "bos_token", None)):
+            kwargs = {"add_special_tokens": False}
+        elif self.add_bos_token is not None:
+            kwargs = {"add_special_tokens": self.add_bos_token}
+        ids = self.tokenizer(context, **kwargs)["input_ids"]
+        return ids[-max_ctx_len:] if max_ctx_len and len(ids) > max_ctx_len else ids
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """lm-eval's ``generate_until`` for greedy requests on ``fast_generate.GreedyDecoder``.
+
+        Same request order (longest context first, grouped by generation kwargs), tokenisation, left
+        truncation, stop sequences (plus the EOS token), ``max_gen_toks``, post-processing and cache
+        entries as ``HFLM.generate_until``; ``batch_size`` sequences decode at once, a finished one's slot
+        taking the next request. Anything else (sampling, ``auto`` batch size, other architectures, GPUs)
+        runs lm-eval's own code.
+        """
+        if not self._fast_generate_applies(requests):
+            return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        width = int(self.batch_size)
+        collator = Collator([r.args for r in requests], group_by="gen_kwargs", group_fn=lambda x: x[1],
+                            sort_fn=lambda req: (-len(self.tok_encode(req[0])), req[0]))
+        eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        eos_ids = self.model.generation_config.eos_token_id if self.model.generation_config else None
+        eos_ids = set(eos_ids if isinstance(eos_ids, list) else [] if eos_ids is None else [eos_ids])
+        pbar = tqdm(total=len(requests), disable=(disable_tqdm or self.rank != 0),
+                    desc=f"Running generate_until requests (econ-hf, {width} at once)")
+        res = []
+        for group in collator.get_batched(n=0):  # one list per distinct generation kwargs, in lm-eval's order
+            contexts, all_kwargs = zip(*group, strict=True)
+            kwargs = normalize_gen_kwargs(all_kwargs[0], self.max_gen_toks)
+            until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
+            max_gen_toks = kwargs.pop("max_gen_toks")
+            max_ctx_len = self.max_length - max_gen_toks
+            if max_ctx_len <= 0:
+                raise ValueError(f"max_gen_toks {max_gen_toks} leaves no room for a context in the model's "
+                                 f"maximum length {self.max_length}")
+            prompts = [self._encode_context(c, max_ctx_len) for c in contexts]
+            lookback = max((len(self.tokenizer.encode(s, add_special_tokens=False)) for s in until), default=0) + 2
+
+            def finished(_request: int, generated: list[int]) -> bool:
+                if generated[-1] in eos_ids:
+                    return True
+                tail = self.tokenizer.decode(generated[-lookback:])
+                return any(s in tail for s in until)
+
+            decoder = fast_generate.GreedyDecoder(self.model, width=width,
+                                                  max_positions=max(map(len, prompts)) + max_gen_toks)
+            with torch.inference_mode(), fast_generate.prepacked_linears(self.model, width):
+                generated = decoder.generate(prompts, [max_gen_toks] * len(prompts), finished,
+                                             on_done=lambda _r, _g: pbar.update(1))
+            for tokens, context, gen_kwargs in zip(generated, contexts, all_kwargs, strict=True):
+                text = postprocess_generated_text(generation=self.tok_decode(tokens), stop=until,
+                                                  think_end_token=None)
+                res.append(text)
+                self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
+        pbar.close()
+        return collator.get_original(res)
 
     def _prefix_and_next(self, head, hidden: torch.Tensor, group: _Group):
         """Score the group's common prefix from ``hidden`` (its positions, then the last extended position).
@@ -162,6 +250,11 @@ class PrefixSharedHFLM(HFLM):
                 total += float(logprobs.gather(1, targets[:, None]).sum())
                 ok = ok and bool((logprobs.argmax(-1) == targets).all())
             results[i] = (total, ok)
+
+
+def _flag(value) -> bool:
+    """A model argument's boolean (lm-eval passes ``key=value`` strings through)."""
+    return str(value).lower() not in ("false", "0", "no")
 
 
 class _Group:

@@ -1,0 +1,151 @@
+"""The greedy decoder of econ_eval/fast_generate.py and econ-hf's ``generate_until`` on it.
+
+Unit tests run a tiny randomly initialised Llama (real Transformers code, 2 layers) in float32, where the
+decoder and ``generate()`` differ only in the order of float32 operations, so greedy tokens must match
+exactly; the slow tests compare econ-hf with lm-eval's own ``hf`` generation on the embedded model.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from econ_eval import fast_generate
+
+PROMPTS = [[5, 17, 33, 2, 9, 41, 8], [3], [60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73], [7, 7, 7, 7],
+           [11, 12, 13, 14, 15, 16, 17, 18, 19]]
+
+
+@pytest.fixture(scope="module")
+def tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         tie_word_embeddings=False, initializer_range=0.2)  # varied, non-repeating outputs
+    model = LlamaForCausalLM(config).eval()
+    return model
+
+
+def _reference(model, prompt, n):
+    with torch.inference_mode():
+        out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False, min_new_tokens=n,
+                             pad_token_id=0, eos_token_id=None)
+    return out[0, len(prompt):].tolist()
+
+
+def test_decoder_matches_generate_token_for_token(tiny_llama):
+    n = [12, 5, 9, 1, 20]
+    ref = [_reference(tiny_llama, p, k) for p, k in zip(PROMPTS, n, strict=True)]
+    assert len({tuple(r) for r in ref}) == len(ref)  # the prompts lead to different continuations
+    assert all(len(set(r)) > len(r) // 2 for r in ref if len(r) > 4)  # not one token repeated
+    for width in (1, 2, 8):  # more slots than requests, fewer, one
+        dec = fast_generate.GreedyDecoder(tiny_llama, width=width, max_positions=40)
+        assert dec.generate(PROMPTS, n, lambda r, g: False) == ref
+
+
+def test_decoder_stops_where_finished_says_and_reports_each_request_once(tiny_llama):
+    full = [_reference(tiny_llama, p, 10) for p in PROMPTS]
+    stop_token = {r: full[r][3] for r in range(len(PROMPTS))}  # stop at the 4th token's first occurrence
+    done = []
+    dec = fast_generate.GreedyDecoder(tiny_llama, width=3, max_positions=40)
+    got = dec.generate(PROMPTS, [10] * len(PROMPTS), lambda r, g: g[-1] == stop_token[r],
+                       on_done=lambda r, g: done.append(r))
+    for r, tokens in enumerate(got):
+        assert tokens == full[r][:full[r].index(stop_token[r]) + 1]
+    assert sorted(done) == list(range(len(PROMPTS)))
+    assert dec.generate(PROMPTS[:2], [0, 3], lambda r, g: False) == [[], full[1][:3]]
+
+
+def test_decoder_refuses_a_request_longer_than_its_cache(tiny_llama):
+    dec = fast_generate.GreedyDecoder(tiny_llama, width=2, max_positions=16)
+    with pytest.raises(ValueError, match="request 2: 14 prompt \\+ 5 new tokens exceed the decoder's 16 positions"):
+        dec.generate(PROMPTS, [5] * len(PROMPTS), lambda r, g: False)
+
+
+def test_prepacked_linears_are_bit_identical_and_restored(tiny_llama):
+    import copy
+
+    model = copy.deepcopy(tiny_llama).to(torch.bfloat16)
+    ids = torch.tensor([PROMPTS[0], PROMPTS[4][:7]])
+    with torch.inference_mode():
+        plain = model(ids).logits
+        with fast_generate.prepacked_linears(model) as patched:
+            packed = model(ids).logits
+            one_row = model(ids[:1, :1]).logits
+        after = model(ids).logits
+    if not torch.backends.mkldnn.is_available():
+        assert patched == 0
+    else:
+        assert patched == 2 * 7 + 1  # 7 projections a layer + the LM head
+    assert torch.equal(plain, packed) and torch.equal(plain, after)
+    assert torch.equal(one_row, model(ids[:1, :1]).logits)
+    assert not any("forward" in m.__dict__ for m in model.modules())
+
+
+def test_supports_only_llama_layouts(tiny_llama):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    assert fast_generate.supports(tiny_llama)
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    assert not fast_generate.supports(gpt2)
+
+
+# ---------------------------------------------------------------- econ-hf generate_until (embedded model)
+GEN_CONTEXTS = [
+    "<|im_start|>user\nWrite a title for this economics abstract: We study minimum wages and teen employment "
+    "with a synthetic control design across US states.<|im_end|>\n<|im_start|>assistant\n",
+    "<|im_start|>user\nWhat is inflation? Answer in one sentence.<|im_end|>\n<|im_start|>assistant\n",
+    "<|im_start|>user\nName one central bank.<|im_end|>\n<|im_start|>assistant\n",
+    "The three largest economies of the world are",
+    "<|im_start|>user\nIs a tariff a tax? Answer Yes or No.<|im_end|>\n<|im_start|>assistant\n",
+]
+
+
+def _gen_instances(kwargs):
+    from lm_eval.api.instance import Instance
+
+    return [Instance(request_type="generate_until", doc={}, arguments=(c, dict(kw)), idx=i)
+            for i, (c, kw) in enumerate(zip(GEN_CONTEXTS, kwargs, strict=True))]
+
+
+@pytest.mark.slow
+def test_econ_hf_generations_match_lm_eval_hf_in_float32():
+    from lm_eval.models.huggingface import HFLM
+
+    from econ_eval.hf_prefix_shared import PrefixSharedHFLM
+    from econ_eval.models import fetch_model
+
+    path = str(fetch_model("smollm2-135m"))
+    kwargs = [{"until": ["\n\n"], "max_gen_toks": 24, "do_sample": False}] * 3 + \
+        [{"until": ["."], "max_gen_toks": 16, "do_sample": False}] * 2  # two kwargs groups, one stop each
+    common = dict(pretrained=path, device="cpu", dtype="float32", batch_size=1)
+    ref = HFLM(**common).generate_until(_gen_instances(kwargs))
+    fast = PrefixSharedHFLM(**{**common, "batch_size": 3})
+    calls = []
+    original = fast_generate.GreedyDecoder.generate
+    fast_generate.GreedyDecoder.generate = lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    try:
+        got = fast.generate_until(_gen_instances(kwargs))
+    finally:
+        fast_generate.GreedyDecoder.generate = original
+    assert calls == [1, 1]  # the decoder ran, once per generation-kwargs group
+    assert got == ref
+    assert all(got) and len(set(got)) == len(got)
+    assert "." not in got[3] and "." not in got[4]  # stop sequences are cut off as lm-eval does
+
+
+@pytest.mark.slow
+def test_econ_hf_sampling_requests_take_lm_eval_own_path():
+    from econ_eval.hf_prefix_shared import PrefixSharedHFLM
+    from econ_eval.models import fetch_model
+
+    fast = PrefixSharedHFLM(pretrained=str(fetch_model("smollm2-135m")), device="cpu", dtype="float32",
+                            batch_size=2)
+    greedy = _gen_instances([{"until": ["\n"], "max_gen_toks": 4, "do_sample": False}] * 5)
+    sampled = _gen_instances([{"until": ["\n"], "max_gen_toks": 4, "do_sample": True, "temperature": 0.7}] * 5)
+    assert fast._fast_generate_applies(greedy)
+    assert not fast._fast_generate_applies(sampled)
+    assert not PrefixSharedHFLM(pretrained=str(fetch_model("smollm2-135m")), device="cpu", dtype="float32",
+                                batch_size=2, fast_generate="false")._fast_generate_applies(greedy)
