@@ -6,7 +6,9 @@ econ_titles) on the same first-N test documents:
 - ``lm-eval defaults``: lm-eval's ``hf`` backend with ``--batch_size 1`` and the checkpoint's dtype (float32);
 - ``hf, batch 8, bfloat16``: lm-eval's backend at the batch size and dtype of the econ-eval defaults;
 - ``econ-eval defaults``: what ``econ-eval evaluate`` uses (``econ-hf``: hf with prefix-shared
-  log-likelihoods, bfloat16, ``--batch_size 8``), with the per-request agreement of its answers with ``hf``;
+  log-likelihoods and the greedy decoder of ``econ_eval/fast_generate.py``, bfloat16, ``--batch_size 8``),
+  with the per-request agreement of its answers with ``hf`` — for generation, identical texts against hf at
+  batch 8 and batch 1, beside how often hf's own texts change between those two batch sizes;
 - the llama.cpp server (Q4_1 GGUF) through lm-eval's ``local-chat-completions`` (generation only:
   chat APIs give no log-likelihoods), with a per-sample score-parity check against the HF backend.
 
@@ -189,6 +191,24 @@ def main(argv=None) -> int:
     backend_agreement = backend_parity(outs[(hf8, "loglikelihood")], outs[(dflt, "loglikelihood")],
                                        outs[(hf8, "generation")], outs[(dflt, "generation")])
     speedup_vs_hf8 = speedups(hf8)
+    # how often hf's own greedy texts change with the batch size (bf16 near-ties, left padding): the
+    # yardstick for econ-hf's identical-output rate
+    print(f"hf, batch 1, {DEFAULT_DTYPE}: generation on {GEN_TASKS} x {args.limit_gen} (agreement yardstick) ...",
+          flush=True)
+    lm = HFLM(pretrained=path, device="cpu", batch_size=1, dtype=DEFAULT_DTYPE)
+    hf1_gen = _evaluate(lm, GEN_TASKS, args.limit_gen, tm)[1]
+    del lm
+    generation_agreement = {
+        "econ_hf_vs_hf_batch8": identical_generations(outs[(hf8, "generation")], outs[(dflt, "generation")]),
+        "econ_hf_vs_hf_batch1": identical_generations(hf1_gen, outs[(dflt, "generation")]),
+        "hf_batch1_vs_hf_batch8": identical_generations(hf1_gen, outs[(hf8, "generation")]),
+        "scores": {task: {"hf_batch8": _mean_metric(outs[(hf8, "generation")], task, "rougeL"),
+                          "hf_batch1": _mean_metric(hf1_gen, task, "rougeL"),
+                          "econ_hf": _mean_metric(outs[(dflt, "generation")], task, "rougeL"), "metric": "rougeL"}
+                   for task in GEN_TASKS},
+        "note": f"identical texts out of the documents ({DEFAULT_DTYPE}); in float32 econ-hf's texts equal hf's "
+                "(tests/test_fast_generate.py)",
+    }
 
     llama = None
     if not args.no_llama:
@@ -222,6 +242,9 @@ def main(argv=None) -> int:
         "speedup_vs_batch1": round(total_b1 / total_d, 2), "speedup_vs_batch1_by_kind": speed,
         "speedup_vs_hf_same_batch_and_dtype": speedup_vs_hf8,
         "hf_config_agreement_acc": agree, "econ_hf_vs_hf_agreement": backend_agreement,
+        "generation_agreement": generation_agreement,
+        "generation_target": {"econ_hf_over_hf_same_batch_and_dtype": speedup_vs_hf8["generation"], "target": 2.0,
+                              "met": speedup_vs_hf8["generation"] >= 2.0},
         "llama_cpp": llama, "floor": floor,
         "batch_size_sweep_defaults": sweep,
     }
@@ -232,6 +255,7 @@ def main(argv=None) -> int:
     print(f"\nspeedup_vs_batch1 (same docs, total wall): {report['speedup_vs_batch1']}x  by kind: {speed}")
     print(f"econ-hf vs hf at the same batch size and dtype: {speedup_vs_hf8}x faster; "
           f"agreement {json.dumps(backend_agreement)}")
+    print(f"generation: identical texts {json.dumps({k: v for k, v in generation_agreement.items() if k != 'note'})}")
     print(f"accuracy agreement lm-eval defaults vs econ-eval defaults per doc: {agree}")
     print(f"{DEFAULT_BACKEND} {DEFAULT_DTYPE} batch-size sweep (wall s): {json.dumps(dict(sorted(sweep.items())))}")
     if llama:
@@ -257,6 +281,22 @@ def backend_parity(ll_hf, ll_fast, gen_hf, gen_fast) -> dict:
         b = {s["doc_id"]: s["resps"][0][0] for s in gen_fast["samples"][task]}
         out[task] = {"identical_generations": round(statistics.fmean(float(a[k] == b[k]) for k in a), 4)}
     return out
+
+
+def identical_generations(a, b) -> dict:
+    """Documents whose generated texts are identical in two runs of the same generation tasks."""
+    same = total = 0
+    for task, samples in a["samples"].items():
+        x = {s["doc_id"]: s["resps"][0][0] for s in samples}
+        y = {s["doc_id"]: s["resps"][0][0] for s in b["samples"][task]}
+        same += sum(x[k] == y[k] for k in x)
+        total += len(x)
+    return {"identical": same, "documents": total, "rate": round(same / total, 3) if total else None}
+
+
+def _mean_metric(out, task, metric):
+    values = list(_per_sample(out, task, metric).values())
+    return round(statistics.fmean(values), 4) if values else None
 
 
 def run_llama(path, tm, limit, threads, tok) -> dict:

@@ -113,10 +113,60 @@ def _ci(summary: dict) -> str:
     return f"{summary['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{summary['value']:.3f}"
 
 
+def eval_throughput_block(root: Path) -> str:
+    """The evaluation-speed table and its headline ratios from ``benchmarks/eval_throughput.py``'s JSON."""
+    path = root / "benchmarks" / "eval_throughput.json"
+    if not path.is_file():
+        return "(no results/benchmarks/eval_throughput.json: run `python benchmarks/eval_throughput.py`)"
+    doc = json.loads(path.read_text())
+    kinds = {"loglikelihood": "log-likelihood", "generation": "generation"}
+    lines = ["| configuration | request type | docs | wall s | samples/s | generated tokens/s | prompt tokens/s |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in doc["rows"]:
+        gen = f"{r['generated_tokens_per_s']:.1f}" if r.get("generated_tokens_per_s") else "–"
+        lines.append(f"| {r['config']} | {kinds.get(r['kind'], r['kind'])} | {r['docs']} | {r['wall_s']:.1f} | "
+                     f"{r['samples_per_s']:.2f} | {gen} | {r['prompt_tokens_per_s']:.0f} |")
+    speed = doc["speedup_vs_hf_same_batch_and_dtype"]
+    by_kind = doc["speedup_vs_batch1_by_kind"]
+    lines += ["", f"- econ-hf against lm-eval's `hf` at the same batch size and dtype: log-likelihoods "
+                  f"**{speed['loglikelihood']}x**, generation **{speed['generation']}x**; against lm-eval's defaults "
+                  f"(batch 1, float32): **{doc['speedup_vs_batch1']}x** in all (log-likelihood "
+                  f"{by_kind['loglikelihood']}x, generation {by_kind['generation']}x)."]
+    agree = doc.get("generation_agreement")
+    if agree:
+        def rate(key):
+            a = agree[key]
+            return f"{a['identical']}/{a['documents']}"
+        scores = "; ".join(f"{task} ROUGE-L {v['econ_hf']:.3f} (hf batch 8 {v['hf_batch8']:.3f}, batch 1 "
+                           f"{v['hf_batch1']:.3f})" for task, v in agree["scores"].items())
+        lines.append(f"- Identical generated texts (bf16): econ-hf vs `hf` batch 8 {rate('econ_hf_vs_hf_batch8')}, "
+                     f"vs `hf` batch 1 {rate('econ_hf_vs_hf_batch1')} — and `hf` batch 1 vs `hf` batch 8 "
+                     f"{rate('hf_batch1_vs_hf_batch8')}: bf16 near-ties flip with the batch in lm-eval's own "
+                     f"backend as often. Scores: {scores}.")
+    same = {t: v["same_choice"] for t, v in doc["econ_hf_vs_hf_agreement"].items() if "same_choice" in v}
+    if same:
+        lines.append("- Log-likelihood answers chosen as `hf` chooses them: "
+                     + ", ".join(f"{t} {v:.1%}" for t, v in same.items()) + ".")
+    sweep = doc.get("batch_size_sweep_defaults")
+    if sweep:
+        lines.append("- Batch-size sweep of the defaults (wall s, log-likelihood / generation): " + ", ".join(
+            f"batch {b} {v['loglikelihood_wall_s']:.1f} / {v['generation_wall_s']:.1f}"
+            for b, v in sorted(sweep.items(), key=lambda kv: int(kv[0]))) + ".")
+    floor = doc.get("floor", {})
+    if floor:
+        lines.append(f"- This CPU in the same run: peak bf16 matmul {floor['peak_matmul_gflops_bf16']} GFLOP/s, "
+                     f"memory bandwidth {floor['memory_bandwidth_gbs']} GB/s; log-likelihoods at "
+                     f"{floor['loglikelihood_measured_over_floor']}x their compute floor "
+                     f"({floor['loglikelihood_compute_floor_s']} s). Created {doc['created']}, "
+                     f"{doc['torch_threads']} threads, torch {doc['torch']}.")
+    return "\n".join(lines)
+
+
 def results_blocks(root: Path) -> dict[str, str]:
     """Every README block made from ``root`` (results/): name -> content."""
     return {"leaderboard": (root / "leaderboard.md").read_text(encoding="utf-8"),
-            "results": results_table(root), "drift": drift_table(root)}
+            "results": results_table(root), "drift": drift_table(root),
+            "eval-throughput": eval_throughput_block(root)}
 
 
 def update_results_blocks(readme: Path, root: Path) -> list[str]:

@@ -149,3 +149,23 @@ def test_econ_hf_sampling_requests_take_lm_eval_own_path():
     assert not fast._fast_generate_applies(sampled)
     assert not PrefixSharedHFLM(pretrained=str(fetch_model("smollm2-135m")), device="cpu", dtype="float32",
                                 batch_size=2, fast_generate="false")._fast_generate_applies(greedy)
+
+
+@pytest.mark.slow
+def test_econ_hf_generations_with_a_lora_adapter_match_hf():
+    from lm_eval.models.huggingface import HFLM
+
+    from econ_eval.config import REPO_ROOT
+    from econ_eval.hf_prefix_shared import PrefixSharedHFLM
+    from econ_eval.models import fetch_model
+
+    adapter = REPO_ROOT / "adapters" / "smollm2-135m-lora"
+    if not (adapter / "adapter_model.safetensors").is_file():
+        pytest.skip("published adapter not found")
+    kwargs = [{"until": ["\n\n"], "max_gen_toks": 24, "do_sample": False}] * 5
+    common = dict(pretrained=str(fetch_model("smollm2-135m")), device="cpu", dtype="float32", batch_size=1)
+    ref = HFLM(**common, peft=str(adapter)).generate_until(_gen_instances(kwargs))
+    got = PrefixSharedHFLM(**{**common, "batch_size": 3}, peft=str(adapter)).generate_until(_gen_instances(kwargs))
+    base = PrefixSharedHFLM(**{**common, "batch_size": 3}).generate_until(_gen_instances(kwargs))
+    assert got == ref
+    assert sum(a != b for a, b in zip(got, base, strict=True)) >= 2  # the adapter's LoRA layers really ran
