@@ -8,6 +8,7 @@ overwritten: lm-eval names files by timestamp, and a clash raises instead of rep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -96,9 +97,16 @@ def lm_eval_command(spec: EvalSpec, pretrained: str, output_path: Path) -> list[
     return cmd + list(spec.extra_args)
 
 
-def _run_child(cmd: list[str], env: dict, staging: Path, dest: Path) -> int:
-    """Run lm_eval; on Ctrl-C let it stop (it got the SIGINT too), then say what was kept."""
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT)
+def _run_child(cmd: list[str], env: dict, staging: Path, dest: Path, output: Path | None = None) -> int:
+    """Run lm_eval (its output to ``output`` when given, else to this terminal); on Ctrl-C let it stop (it got
+    the SIGINT too), then say what was kept."""
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(output.open("w", encoding="utf-8")) if output else None
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT if sink else None)
+        return _wait_child(proc, staging, dest)
+
+
+def _wait_child(proc: subprocess.Popen, staging: Path, dest: Path) -> int:
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -126,8 +134,12 @@ def _remove_staging(staging: Path) -> None:
             d.rmdir()
 
 
-def run_suite(spec: EvalSpec, *, log=print) -> Path:
-    """Run lm_eval for ``spec``; return the path of the filed ``results_*.json``."""
+def run_suite(spec: EvalSpec, *, log=print, threads: int | None = None, child_output: Path | None = None) -> Path:
+    """Run lm_eval for ``spec``; return the path of the filed ``results_*.json``.
+
+    ``threads`` sets the run's torch threads (default: ``$OMP_NUM_THREADS`` or the usable cores);
+    ``child_output`` sends lm_eval's own output to that file instead of this terminal.
+    """
     from .lm_tasks import bundle_path
     from .models import check_adapter, resolve_model
 
@@ -146,7 +158,7 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
         raise DataError(f"{dest}: exists and is not a folder; pass --output a folder for the results")
     staging = root / "tmp" / f"{name}-{os.getpid()}-{int(time.time())}"
     staging.mkdir(parents=True, exist_ok=True)
-    threads = default_threads()
+    threads = threads or default_threads()
     batch_choice = None
     if spec.batch_size == FITTED:
         from .calibrate import fitted_batch_size
@@ -157,13 +169,13 @@ def run_suite(spec: EvalSpec, *, log=print) -> Path:
         log(f"batch size {batch} ({batch_choice['source']})")
     cmd = lm_eval_command(spec, pretrained, staging)
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(threads))
+    env["OMP_NUM_THREADS"] = str(threads)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("HF_DATASETS_OFFLINE", "1")
     log("$ " + shlex.join(cmd))
     t0 = time.time()
-    returncode = _run_child(cmd, env, staging, dest)
+    returncode = _run_child(cmd, env, staging, dest, child_output)
     wall = time.time() - t0
     if returncode != 0:
         _remove_staging(staging)

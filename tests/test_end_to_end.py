@@ -122,3 +122,13 @@ def test_quickstart_prints_base_and_tuned_side_by_side(model_dir, bundle_env, tm
     assert "smollm2-135m (base)" in header and "smollm2-135m-lora (tuned)" in header
     runs = tmp_path / "results" / "runs"
     assert list((runs / "smollm2-135m").glob("results_*.json")) and list((runs / "smollm2-135m-lora").glob("results_*.json"))
+    from econ_eval.config import default_threads
+
+    if default_threads() >= 2:  # both at once, half the threads each, lm_eval's output in a log per run
+        assert "base and tuned side by side" in proc.stdout
+        for system in ("smollm2-135m", "smollm2-135m-lora"):
+            assert f"[{system}] results filed in" in proc.stdout
+            log = next((runs / system).glob("lm_eval_*.log")).read_text()
+            assert "Running loglikelihood requests" in log and "Running generate_until requests" in log
+            record = json.loads(next((runs / system).glob("system_*.json")).read_text())
+            assert record["machine"]["omp_num_threads"] == str(default_threads() // 2)

@@ -200,6 +200,36 @@ def test_ctrl_c_during_evaluate_stops_cleanly(bundle_env, tmp_path):
     assert not (results / "tmp").exists() and not (results / "runs").exists()
 
 
+@pytest.mark.slow
+def test_ctrl_c_during_a_side_by_side_quickstart_stops_both_runs_cleanly(bundle_env, tmp_path):
+    """Base and tuned run at once in the quickstart: one Ctrl-C must stop both lm_eval processes, exit 130 with
+    one clear line, and file nothing half-done."""
+    from econ_eval.config import default_threads
+
+    if default_threads() < 2 or not (REPO / "adapters" / "smollm2-135m-lora" / "adapter_model.safetensors").is_file():
+        pytest.skip("needs 2 cores and the published adapter")
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "econ_eval.cli", "quickstart", "--tasks", "econ_classify",
+                             "--limit", "40"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            env={**os.environ, "ECON_EVAL_RESULTS": str(results), "ECON_EVAL_DATA": str(bundle_env),
+                                 "PYTHONUNBUFFERED": "1"})
+    started = set()
+    for line in proc.stdout:  # wait until both lm_eval commands are running
+        if line.startswith("[") and "] $ " in line:
+            started.add(line.split("]")[0])
+        if len(started) == 2:
+            break
+    time.sleep(6)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted; nothing was filed" in err and "Traceback" not in err
+    runs = results / "runs"
+    assert not list(runs.rglob("results_*.json")) and not (results / "tmp").exists()
+    assert len(list(runs.rglob("lm_eval_*.log"))) == 2  # what each run printed is kept for the user
+
+
 # ------------------------------------------------------------------ the llama.cpp judge server (#13)
 def test_llama_cpp_is_built_portably():
     """The server must not be built for the build host's CPU: a -march=native build on an AMX host crashed on
