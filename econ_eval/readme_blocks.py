@@ -162,11 +162,51 @@ def eval_throughput_block(root: Path) -> str:
     return "\n".join(lines)
 
 
+def suite_time_block(root: Path) -> str:
+    """The full suite's predicted time, per group and costliest task, from ``benchmarks/suite_time.py``'s JSON."""
+    from .tasks import group_members
+
+    path = root / "benchmarks" / "suite_time.json"
+    if not path.is_file():
+        return "(no results/benchmarks/suite_time.json: run `python benchmarks/suite_time.py`)"
+    doc = json.loads(path.read_text())
+    rows = {r["task"]: r for r in doc["rows"]}
+    groups = {g: sum(rows[t]["predicted_full_s"] for t in members if t in rows) / 60
+              for g, members in group_members().items() if any(t in rows for t in members)}
+    grouped = {t for g in groups for t in group_members()[g]}
+    outside = [t for t in rows if t not in grouped]
+    lines = ["| task | request type | test documents | s / document | predicted min | share | 95% ± now | "
+             f"± at {doc['floor']} documents |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+
+    def pm(value):
+        return "–" if value is None else f"±{value:.3f}"
+
+    for r in sorted(doc["rows"], key=lambda r: -r["predicted_full_s"]):
+        lines.append(f"| {r['task']} | {r['output_type']} | {r['test_docs']} | {r['s_per_doc']:.3f} | "
+                     f"{r['predicted_full_s'] / 60:.1f} | {r['share']:.0%} | {pm(r.get('ci95_half_width_now'))} | "
+                     f"{pm(r.get('ci95_half_width_proposed'))} |")
+    per_doc_all = sum(r["s_per_doc"] for r in doc["rows"])
+    costliest = max(doc["rows"], key=lambda r: r["predicted_full_s"])
+    without = doc["predicted_full_suite_min"] - costliest["predicted_full_s"] / 60
+    by_group = ", ".join(f"`{g}` {m:.1f}" for g, m in groups.items())
+    extra = " + ".join(f"`{t}` {rows[t]['predicted_full_s'] / 60:.1f}" for t in outside)
+    lines += ["", f"- **Whole `econ_*` suite: {doc['predicted_full_suite_min']} min predicted** on "
+                  f"{doc['torch_threads']} threads ({doc['backend']}, {doc['dtype']}, batch {doc['batch_size']}; "
+                  f"no start-up): by group {by_group}" + (f", plus {extra}" if extra else "") + ".",
+              f"- Budget {doc['budget_min']:g} min: without its costliest task ({costliest['task']}) the suite "
+              f"would still take {without:.1f} min; every task at {doc['floor']} test documents (or fewer where "
+              f"it has fewer): {doc['proposed_suite_min']} min; {doc['budget_min']:g} min allows about "
+              f"{doc['budget_min'] * 60 / per_doc_all:.0f} documents a task.",
+              f"- Measured {doc['created']} on the first {doc['limit']} test documents of each task, scaled to "
+              "its test size."]
+    return "\n".join(lines)
+
+
 def results_blocks(root: Path) -> dict[str, str]:
     """Every README block made from ``root`` (results/): name -> content."""
     return {"leaderboard": (root / "leaderboard.md").read_text(encoding="utf-8"),
             "results": results_table(root), "drift": drift_table(root),
-            "eval-throughput": eval_throughput_block(root)}
+            "eval-throughput": eval_throughput_block(root), "suite-time": suite_time_block(root)}
 
 
 def update_results_blocks(readme: Path, root: Path) -> list[str]:

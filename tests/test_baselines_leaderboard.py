@@ -311,10 +311,16 @@ def test_readme_tables_are_generated_from_results(tmp_path):
 
     readme = (REPO / "README.md").read_text()
     blocks = readme_blocks.results_blocks(REPO / "results")
-    assert set(blocks) == {"leaderboard", "results", "drift"}
+    assert set(blocks) == {"leaderboard", "results", "drift", "eval-throughput", "suite-time"}
     for name, content in blocks.items():
         assert readme_blocks.read_block(readme, name).strip() == content.strip(), name
     assert "smollm2-135m" in blocks["results"] and "econ_titles" in blocks["drift"]
+    # the performance numbers too: each benchmark row and ratio is in the README as the JSON has it
+    speed = json.loads((REPO / "results" / "benchmarks" / "eval_throughput.json").read_text())
+    assert f"generation **{speed['speedup_vs_hf_same_batch_and_dtype']['generation']}x**" in blocks["eval-throughput"]
+    suite = json.loads((REPO / "results" / "benchmarks" / "suite_time.json").read_text())
+    assert f"{suite['predicted_full_suite_min']} min predicted" in blocks["suite-time"]
+    assert blocks["suite-time"].count("\n| econ_") == len(suite["rows"])
     copy = tmp_path / "README.md"
     cmd = readme_blocks.LEADERBOARD_COMMAND
     copy.write_text("intro\n" + "".join(f"{readme_blocks.start_marker(n, cmd)}\nstale\n{readme_blocks.end_marker(n)}\n"
