@@ -34,7 +34,7 @@ from collections import defaultdict
 import torch
 import torch.nn.functional as F
 from lm_eval.api.registry import register_model
-from lm_eval.models.huggingface import HFLM, has_bos_prefix
+from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import Collator, handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 from tqdm import tqdm
 
@@ -61,10 +61,14 @@ class PrefixSharedHFLM(HFLM):
         model = self.model
         return model.get_base_model() if hasattr(model, "get_base_model") else model
 
+    def _prompt_learning(self) -> bool:
+        """True for a PEFT prompt-learning adapter (virtual tokens only the wrapper's forward adds)."""
+        peft_config = getattr(self.model, "active_peft_config", None)
+        return peft_config is not None and bool(getattr(peft_config, "is_prompt_learning", False))
+
     def _body_and_head(self):
         """(decoder body, LM head), or None when the model does not expose them."""
-        peft_config = getattr(self.model, "active_peft_config", None)
-        if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
+        if self._prompt_learning():
             return None  # virtual prompt tokens: only the PEFT wrapper's forward knows how to add them
         base = self._base_causal_lm()
         try:
@@ -130,10 +134,8 @@ class PrefixSharedHFLM(HFLM):
         """Whether every request can run on ``fast_generate.GreedyDecoder`` (else lm-eval's own path)."""
         if not (self.fast_generate and self.backend == "causal" and self.device.type == "cpu"
                 and str(self.batch_size).isdigit() and self.think_end_token is None
-                and self.mixed_precision_dtype is None and fast_generate.supports(self.model)):
-            return False
-        peft_config = getattr(self.model, "active_peft_config", None)
-        if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
+                and self.mixed_precision_dtype is None and fast_generate.supports(self.model)
+                and not self._prompt_learning()):
             return False
         for request in requests:
             kwargs = normalize_gen_kwargs(request.args[1], self.max_gen_toks)
@@ -142,14 +144,9 @@ class PrefixSharedHFLM(HFLM):
         return True
 
     def _encode_context(self, context: str, max_ctx_len: int) -> list[int]:
-        """The context's tokens exactly as ``tok_batch_encode`` makes them (special tokens, left truncation)."""
-        kwargs = {}
-        if has_bos_prefix(context, getattr(self.tokenizer, "bos_token", None)):
-            kwargs = {"add_special_tokens": False}
-        elif self.add_bos_token is not None:
-            kwargs = {"add_special_tokens": self.add_bos_token}
-        ids = self.tokenizer(context, **kwargs)["input_ids"]
-        return ids[-max_ctx_len:] if max_ctx_len and len(ids) > max_ctx_len else ids
+        """The context's tokens as lm-eval's ``tok_batch_encode`` makes them (one row: no padding)."""
+        ids, _ = self.tok_batch_encode([context], left_truncate_len=max_ctx_len, truncation=self.truncation)
+        return ids[0].tolist()
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """lm-eval's ``generate_until`` for greedy requests on ``fast_generate.GreedyDecoder``.
