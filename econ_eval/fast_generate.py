@@ -58,10 +58,10 @@ def prepacked_linears(model, batch_hint: int = 8) -> Iterator[int]:
     matmul's time (576x576: 45 -> 31 us; the 49,152-row LM head: 4.0 -> 2.2 ms). The packed kernel is the
     same oneDNN GEMM (bf16 inputs, float32 accumulation); ``tests/test_fast_generate.py`` checks that its
     outputs are bit-identical to ``F.linear``'s on the model's own weights. Yields how many modules were
-    patched (0 where oneDNN is unavailable: nothing changes).
+    patched (0 where :func:`packing_supported` is false: nothing changes).
     """
     patched = []
-    if torch.backends.mkldnn.is_available():
+    if packing_supported():
         for module in model.modules():
             if type(module) is torch.nn.Linear and module.weight.dtype == torch.bfloat16 \
                     and "forward" not in module.__dict__:
@@ -74,6 +74,15 @@ def prepacked_linears(model, batch_hint: int = 8) -> Iterator[int]:
     finally:
         for module in patched:
             del module.forward
+
+
+def packing_supported() -> bool:
+    """Whether this CPU runs oneDNN's packed bf16 linear (AVX-512 BW/VL/DQ or AVX-NE-CONVERT on x86; the
+    check torch's own inductor makes before packing bf16 weights). Elsewhere the plain ``F.linear`` runs."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None else False
 
 
 def _packed_forward(module, packed, bias):
