@@ -13,11 +13,18 @@ replaces only
   (the CPU flash kernel also accumulates bf16 inputs in float32);
 - scheduling: continuous batching — a finished sequence's slot takes the next request at once (lm-eval's
   batches of 8 run until their longest member stops: 76% of the slots do useful work on this suite);
-  each prompt is prefilled alone with the model's own forward (no padding).
+  each prompt is prefilled alone with the model's own forward (no padding);
+- prompt reuse: a prompt's leading tokens shared with the previously prefilled prompt (the chat template's
+  system turn; the same abstract, table or headline asked about again — econ_qa has 2 questions per
+  abstract, econ_tatqa 6 per report excerpt, econ_headlines 7 per headline) are copied from that prompt's
+  cache instead of being recomputed, and prompts that share more than the common opening are admitted one
+  after the other (:func:`admission_order`) so the reuse finds them. Only the order in which requests
+  start changes; each one's tokens do not depend on the others'.
 
 Greedy choices are the argmax of the same bf16 logits ``generate()`` takes. Outputs can still differ
-from ``hf``'s where bf16 rounding in other kernel shapes flips a near-tie; ``benchmarks/eval_throughput.py``
-counts identical outputs.
+from ``hf``'s where bf16 rounding in other kernel shapes flips a near-tie (prefilling a prompt's tail on its
+reused head is such a shape change: logits within a few bf16 units, ~1e-5 in float32);
+``benchmarks/eval_throughput.py`` counts identical outputs.
 """
 
 from __future__ import annotations
@@ -27,7 +34,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from transformers import DynamicCache
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+#: reuse a previous prompt's cache only for at least this many leading tokens (below it a copy saves nothing)
+MIN_REUSED_TOKENS = 8
+#: prompts sharing this many tokens beyond what all prompts share are admitted one after the other (a
+#: headline of econ_headlines is ~20 tokens, an abstract ~200)
+MIN_SHARED_EXTRA = 16
 
 
 def supports(model) -> bool:
@@ -118,28 +132,58 @@ class GreedyDecoder:
         self._rows = torch.arange(width)
         self.keys = [torch.zeros(shape) for _ in self.layers]
         self.values = [torch.zeros(shape) for _ in self.layers]
+        self._last: tuple[int, Sequence[int]] | None = None  # (slot, prompt) of the last prefill
+        self.reused_tokens = 0       # prompt tokens copied from a previous prompt's cache
+        self.prefilled_tokens = 0    # prompt tokens run through the model
 
     # -- model pieces -------------------------------------------------------------------------
     def _prefill(self, tokens: Sequence[int], slot: int) -> int:
-        """Run one prompt through the model's own forward; copy its KV cache into ``slot``; next token."""
-        ids = torch.tensor([list(tokens)], dtype=torch.long)
-        out = self.lm(input_ids=ids, use_cache=True, logits_to_keep=1)
+        """Fill ``slot``'s cache with ``tokens`` and return the next (greedy) token.
+
+        The leading tokens shared with the previously prefilled prompt are copied from its cache (its
+        positions below its prompt length are never overwritten while it lives: steps write each slot at
+        its own next position, idle slots not at all); the rest runs through the model's own forward on
+        that cache. Without a usable shared head the whole prompt runs alone.
+        """
+        n = len(tokens)
+        reused = 0
+        if self._last is not None:
+            last_slot, last_tokens = self._last
+            reused = min(common_prefix(last_tokens, tokens), n - 1)  # at least one token computes the logits
+            if reused < MIN_REUSED_TOKENS:
+                reused = 0
+            elif last_slot != slot:
+                for i in range(len(self.layers)):
+                    self.keys[i][slot, :, :reused].copy_(self.keys[i][last_slot, :, :reused])
+                    self.values[i][slot, :, :reused].copy_(self.values[i][last_slot, :, :reused])
+        cache = None
+        if reused:
+            dtype = self.lm.get_input_embeddings().weight.dtype  # cached values came from it: exact round trip
+            cache = DynamicCache(ddp_cache_data=[(self.keys[i][slot:slot + 1, :, :reused].to(dtype),
+                                                  self.values[i][slot:slot + 1, :, :reused].to(dtype))
+                                                 for i in range(len(self.layers))], config=self.lm.config)
+        ids = torch.tensor([list(tokens[reused:])], dtype=torch.long)
+        out = self.lm(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
-        n = ids.shape[1]
         for i in range(len(self.layers)):
             k, v = _layer_kv(cache, i)
-            self.keys[i][slot, :, :n].copy_(k[0])
-            self.values[i][slot, :, :n].copy_(v[0])
+            self.keys[i][slot, :, reused:n].copy_(k[0, :, reused:n])
+            self.values[i][slot, :, reused:n].copy_(v[0, :, reused:n])
+        self._last = (slot, tokens)
+        self.reused_tokens += reused
+        self.prefilled_tokens += n - reused
         return int(out.logits[0, -1].float().argmax())
 
-    def _step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def _step(self, tokens: torch.Tensor, positions: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
         """One decoding step of every slot (a token and its position each); returns the greedy tokens.
 
         Idle slots run too (on a dummy token at position 0, their result ignored): a matmul over 8 rows
-        costs what one over 5 does, and whole-buffer views avoid gathering the cache.
+        costs what one over 5 does, and whole-buffer views avoid gathering the cache. Only the ``active``
+        slots (default: all) write their keys and values, so an idle slot keeps its prompt's cache for reuse.
         """
         b = self.width
-        rows = self._rows
+        rows = self._rows if active is None else active
+        write_at = positions if active is None else positions[active]
         h = self.body.embed_tokens(tokens.view(b, 1))
         cos, sin = self.body.rotary_emb(h, positions.view(b, 1))
         span = int(positions.max()) + 1
@@ -157,8 +201,8 @@ class GreedyDecoder:
             v = attn.v_proj(x).view(b, 1, self.n_kv, self.head_dim).transpose(1, 2)
             q, k = apply_rotary_pos_emb(q, k, cos, sin)
             kc, vc = self.keys[i], self.values[i]
-            kc[rows, :, positions] = k[:, :, 0].float()
-            vc[rows, :, positions] = v[:, :, 0].float()
+            kc[rows, :, write_at] = k[rows, :, 0].float()
+            vc[rows, :, write_at] = v[rows, :, 0].float()
             keys = kc[:, :, :span]                         # (b, kv, span, d), a view
             vals = vc[:, :, :span]
             qf = q.float().view(b, self.n_kv, group, self.head_dim)
@@ -180,13 +224,17 @@ class GreedyDecoder:
         """Greedy continuations of ``prompts`` (token lists), admitted in the given order.
 
         A sequence stops when ``finished(request, generated)`` is true or after ``max_new_tokens[request]``
-        tokens; ``on_done(request, generated)`` is called as each one completes.
+        tokens; ``on_done(request, generated)`` is called as each one completes. Requests start in
+        :func:`admission_order` (the given order, prompts that share a long head kept together).
         """
         results: list[list[int] | None] = [None] * len(prompts)
-        pending = iter(range(len(prompts)))
+        pending = iter(admission_order(prompts))
         slots: dict[int, _Slot] = {}
         free = list(range(self.width - 1, -1, -1))
         exhausted = False
+
+        def over(st: _Slot) -> bool:
+            return finished(st.request, st.generated) or len(st.generated) >= max_new_tokens[st.request]
 
         def complete(s: int) -> None:
             st = slots.pop(s)
@@ -210,7 +258,7 @@ class GreedyDecoder:
                     complete(s)
                     continue
                 slots[s].generated.append(self._prefill(prompts[r], s))
-                if finished(r, slots[s].generated) or len(slots[s].generated) >= max_new_tokens[r]:
+                if over(slots[s]):
                     complete(s)
             if not slots:
                 break
@@ -218,14 +266,46 @@ class GreedyDecoder:
             positions = torch.zeros(self.width, dtype=torch.long)
             for s, st in slots.items():
                 tokens[s], positions[s] = st.generated[-1], st.length
-            nxt = self._step(tokens, positions).tolist()
+            active = None if len(slots) == self.width else torch.tensor(sorted(slots), dtype=torch.long)
+            nxt = self._step(tokens, positions, active).tolist()
             for s in sorted(slots):
                 st, t = slots[s], nxt[s]
                 st.length += 1
                 st.generated.append(int(t))
-                if finished(st.request, st.generated) or len(st.generated) >= max_new_tokens[st.request]:
+                if over(st):
                     complete(s)
         return results  # type: ignore[return-value]
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def admission_order(prompts: Sequence[Sequence[int]], min_extra: int = MIN_SHARED_EXTRA) -> list[int]:
+    """The order requests start in: the given one, except that prompts sharing at least ``min_extra``
+    tokens more than all prompts share (the same abstract or table asked about again) follow the first of
+    them at once, so each finds its shared head in the previous prompt's cache.
+
+    Neighbours in sorted order share the longest heads, so the groups are runs of sorted neighbours.
+    """
+    n = len(prompts)
+    if n < 3:
+        return list(range(n))
+    lexical = sorted(range(n), key=lambda i: list(prompts[i]))
+    shared = [common_prefix(prompts[a], prompts[b]) for a, b in zip(lexical, lexical[1:])]
+    common = min(shared)
+    group_of = {lexical[0]: 0}
+    for k, (a, b) in enumerate(zip(lexical, lexical[1:])):
+        group_of[b] = group_of[a] if shared[k] >= common + min_extra else group_of[a] + 1
+    members: dict[int, list[int]] = {}
+    for i in range(n):  # in the given order
+        members.setdefault(group_of[i], []).append(i)
+    return [i for group in sorted(members.values(), key=lambda m: m[0]) for i in group]
 
 
 def _layer_kv(cache, i: int):

@@ -108,7 +108,10 @@ class PrefixSharedHFLM(HFLM):
         groups = [_Group.plan(ctx, idx, [tuple(requests[i][2]) for i in idx]) for ctx, idx in by_context.items()]
         # Longest inputs first, like lm-eval (time estimates err high; memory peaks come first).
         groups.sort(key=lambda g: (-len(g.extended), g.extended))
+        # contexts that share a long head (the same headline asked about again) next to each other, so a
+        # batch computes that head once (see _score_one_token_batch)
         one_token = [g for g in groups if g.one_token_rests]
+        one_token = [one_token[i] for i in fast_generate.admission_order([g.extended for g in one_token])]
         several = [g for g in groups if not g.one_token_rests]
 
         results: list[tuple[float, bool] | None] = [None] * len(requests)
@@ -151,10 +154,11 @@ class PrefixSharedHFLM(HFLM):
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """lm-eval's ``generate_until`` for greedy requests on ``fast_generate.GreedyDecoder``.
 
-        Same request order (longest context first, grouped by generation kwargs), tokenisation, left
-        truncation, stop sequences (plus the EOS token), ``max_gen_toks``, post-processing and cache
-        entries as ``HFLM.generate_until``; ``batch_size`` sequences decode at once, a finished one's slot
-        taking the next request. Anything else (sampling, ``auto`` batch size, other architectures, GPUs)
+        Same request order (longest context first, grouped by generation kwargs; prompts sharing a long
+        head start together, see ``fast_generate.admission_order``), tokenisation, left truncation, stop
+        sequences (plus the EOS token), ``max_gen_toks``, post-processing and cache entries as
+        ``HFLM.generate_until``; ``batch_size`` sequences decode at once, a finished one's slot taking the
+        next request, whatever its kwargs group. Anything else (sampling, ``auto`` batch size, other architectures, GPUs)
         runs lm-eval's own code.
         """
         if not self._fast_generate_applies(requests):
@@ -167,31 +171,39 @@ class PrefixSharedHFLM(HFLM):
         eos_ids = set(eos_ids if isinstance(eos_ids, list) else [] if eos_ids is None else [eos_ids])
         pbar = tqdm(total=len(requests), disable=(disable_tqdm or self.rank != 0),
                     desc=f"Running generate_until requests (econ-hf, {width} at once)")
-        res = []
+        # every kwargs group (in lm-eval's order) in ONE decoder run: the slots need not drain between groups
+        contexts, all_kwargs, prompts, limits, stops = [], [], [], [], []
         for group in collator.get_batched(n=0):  # one list per distinct generation kwargs, in lm-eval's order
-            contexts, all_kwargs = zip(*group, strict=True)
-            kwargs = normalize_gen_kwargs(all_kwargs[0], self.max_gen_toks)
+            group_contexts, group_kwargs = zip(*group, strict=True)
+            kwargs = normalize_gen_kwargs(group_kwargs[0], self.max_gen_toks)
             until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
             max_gen_toks = kwargs.pop("max_gen_toks")
             max_ctx_len = self.max_length - max_gen_toks
             if max_ctx_len <= 0:
                 raise ValueError(f"max_gen_toks {max_gen_toks} leaves no room for a context in the model's "
                                  f"maximum length {self.max_length}")
-            prompts = [self._encode_context(c, max_ctx_len) for c in contexts]
             lookback = max((len(self.tokenizer.encode(s, add_special_tokens=False)) for s in until), default=0) + 2
+            for context, gen_kwargs in zip(group_contexts, group_kwargs, strict=True):
+                contexts.append(context)
+                all_kwargs.append(gen_kwargs)
+                prompts.append(self._encode_context(context, max_ctx_len))
+                limits.append(max_gen_toks)
+                stops.append((until, lookback))
 
-            def finished(_request: int, generated: list[int]) -> bool:
-                if generated[-1] in eos_ids:
-                    return True
-                tail = self.tokenizer.decode(generated[-lookback:])
-                return any(s in tail for s in until)
+        def finished(request: int, generated: list[int]) -> bool:
+            if generated[-1] in eos_ids:
+                return True
+            until, lookback = stops[request]
+            tail = self.tokenizer.decode(generated[-lookback:])
+            return any(s in tail for s in until)
 
+        res = []
+        if prompts:
             decoder = fast_generate.GreedyDecoder(self.model, width=width,
-                                                  max_positions=max(map(len, prompts)) + max_gen_toks)
+                                                  max_positions=max(len(p) + k for p, k in zip(prompts, limits)))
             with torch.inference_mode(), fast_generate.prepacked_linears(self.model, width):
-                generated = decoder.generate(prompts, [max_gen_toks] * len(prompts), finished,
-                                             on_done=lambda _r, _g: pbar.update(1))
-            for tokens, context, gen_kwargs in zip(generated, contexts, all_kwargs, strict=True):
+                generated = decoder.generate(prompts, limits, finished, on_done=lambda _r, _g: pbar.update(1))
+            for tokens, context, gen_kwargs, (until, _) in zip(generated, contexts, all_kwargs, stops, strict=True):
                 text = postprocess_generated_text(generation=self.tok_decode(tokens), stop=until,
                                                   think_end_token=None)
                 res.append(text)
@@ -215,11 +227,26 @@ class PrefixSharedHFLM(HFLM):
         return lp, greedy, logprobs[-1]
 
     def _score_one_token_batch(self, body, head, batch: list[_Group], results) -> None:
-        """Groups whose continuations differ only in their last token: one right-padded forward for the batch."""
-        ids = self._right_padded([g.extended for g in batch], max(len(g.extended) for g in batch))
-        hidden = body(input_ids=ids, use_cache=False).last_hidden_state
+        """Groups whose continuations differ only in their last token: one right-padded forward for the batch.
+
+        The head every context of the batch shares (at least the chat template's system turn, ~26 tokens)
+        runs once, and the rows' tails run on its cache."""
+        rows = [g.extended for g in batch]
+        shared = min(min(g.first_scored for g in batch),
+                     min(fast_generate.common_prefix(rows[0], r) for r in rows))
+        width = max(len(r) for r in rows)
+        if len(batch) > 1 and shared >= fast_generate.MIN_REUSED_TOKENS:
+            cache = body(input_ids=torch.tensor([rows[0][:shared]], device=self.device),
+                         use_cache=True).past_key_values
+            cache.batch_repeat_interleave(len(batch))
+            tails = self._right_padded([r[shared:] for r in rows], width - shared)
+            hidden = body(input_ids=tails, past_key_values=cache, use_cache=True).last_hidden_state
+        else:
+            shared = 0
+            hidden = body(input_ids=self._right_padded(rows, width), use_cache=False).last_hidden_state
         for row, group in enumerate(batch):
-            lp, greedy, nxt = self._prefix_and_next(head, hidden[row, group.first_scored:len(group.extended)], group)
+            scored = hidden[row, group.first_scored - shared:len(group.extended) - shared]
+            lp, greedy, nxt = self._prefix_and_next(head, scored, group)
             best = int(nxt.argmax())
             for i, rest in zip(group.indices, group.rests, strict=True):
                 results[i] = (lp + float(nxt[rest[0]]), greedy and best == rest[0])

@@ -58,6 +58,46 @@ def test_decoder_stops_where_finished_says_and_reports_each_request_once(tiny_ll
     assert dec.generate(PROMPTS[:2], [0, 3], lambda r, g: False) == [[], full[1][:3]]
 
 
+HEAD = list(range(21, 61))  # 40 tokens: longer than fast_generate.MIN_SHARED_EXTRA
+SHARED = [[1, 2] + HEAD + [80, 81, 82], [1, 2, 90, 91, 92, 93], [1, 2] + HEAD + [83], [1, 2] + HEAD[:12] + [85, 86],
+          [1, 2, 70, 71, 72, 73, 74, 75, 76, 77], [1, 2] + HEAD + [80, 81, 82, 84, 85]]
+
+
+def test_decoder_reuses_shared_prompt_heads_token_for_token(tiny_llama):
+    """Prompts that repeat another's head (the same abstract asked about again) copy its cache instead of
+    recomputing it, and still decode exactly what generate() does on the whole prompt."""
+    n = [9, 6, 11, 4, 7, 8]
+    ref = [_reference(tiny_llama, p, k) for p, k in zip(SHARED, n, strict=True)]
+    assert len({tuple(r) for r in ref}) == len(ref)
+    total = sum(map(len, SHARED))
+    for width in (1, 2, 8):
+        dec = fast_generate.GreedyDecoder(tiny_llama, width=width, max_positions=64)
+        assert dec.generate(SHARED, n, lambda r, g: False) == ref
+        # admitted 0, 2, 5 (the HEAD group), then 1, 3, 4: 2 and 5 each copy the 42 tokens [1, 2] + HEAD
+        assert dec.reused_tokens == 2 * 42 and dec.prefilled_tokens == total - dec.reused_tokens
+
+
+def test_admission_order_keeps_prompts_with_a_long_shared_head_together():
+    assert fast_generate.admission_order(SHARED) == [0, 2, 5, 1, 3, 4]
+    # what every prompt shares (a chat template's system turn) does not regroup anything
+    system = list(range(100, 140))
+    assert fast_generate.admission_order([system + [i, i + 1] for i in (5, 9, 1, 7)]) == [0, 1, 2, 3]
+    assert fast_generate.admission_order(PROMPTS) == list(range(len(PROMPTS)))
+    assert fast_generate.admission_order([[1], [1]]) == [0, 1]
+
+
+def test_idle_slots_keep_their_cache_during_a_step(tiny_llama):
+    dec = fast_generate.GreedyDecoder(tiny_llama, width=3, max_positions=40)
+    with torch.inference_mode():
+        for slot, prompt in enumerate(PROMPTS[:3]):
+            dec._prefill(prompt, slot)
+        kept = [k[1].clone() for k in dec.keys]
+        dec._step(torch.tensor([4, 0, 6]), torch.tensor([len(PROMPTS[0]), 0, len(PROMPTS[2])]),
+                  active=torch.tensor([0, 2]))
+    assert all(torch.equal(k[1], before) for k, before in zip(dec.keys, kept, strict=True))
+    assert not torch.equal(dec.keys[0][0, :, len(PROMPTS[0])], torch.zeros_like(dec.keys[0][0, :, 0]))
+
+
 def test_decoder_refuses_a_request_longer_than_its_cache(tiny_llama):
     dec = fast_generate.GreedyDecoder(tiny_llama, width=2, max_positions=16)
     with pytest.raises(ValueError, match="request 2: 14 prompt \\+ 5 new tokens exceed the decoder's 16 positions"):
@@ -101,6 +141,11 @@ GEN_CONTEXTS = [
     "The three largest economies of the world are",
     "<|im_start|>user\nIs a tariff a tax? Answer Yes or No.<|im_end|>\n<|im_start|>assistant\n",
 ]
+# the same abstract asked about twice (as econ_qa does): the second prompt reuses the first one's cache
+_ABSTRACT = ("<|im_start|>user\nContext: We estimate the effect of a minimum wage increase on teen employment "
+             "in US counties, using a synthetic control design and payroll records from 2010 to 2019.\n\n")
+GEN_CONTEXTS += [_ABSTRACT + "Question: What design is used?<|im_end|>\n<|im_start|>assistant\n",
+                 _ABSTRACT + "Question: Which years are covered?<|im_end|>\n<|im_start|>assistant\n"]
 
 
 def _gen_instances(kwargs):
@@ -119,18 +164,20 @@ def test_econ_hf_generations_match_lm_eval_hf_in_float32():
 
     path = str(fetch_model("smollm2-135m"))
     kwargs = [{"until": ["\n\n"], "max_gen_toks": 24, "do_sample": False}] * 3 + \
-        [{"until": ["."], "max_gen_toks": 16, "do_sample": False}] * 2  # two kwargs groups, one stop each
+        [{"until": ["."], "max_gen_toks": 16, "do_sample": False}] * 2 + \
+        [{"until": ["\n\n"], "max_gen_toks": 24, "do_sample": False}] * 2  # two kwargs groups, one stop each
     common = dict(pretrained=path, device="cpu", dtype="float32", batch_size=1)
     ref = HFLM(**common).generate_until(_gen_instances(kwargs))
     fast = PrefixSharedHFLM(**{**common, "batch_size": 3})
-    calls = []
+    decoders = []
     original = fast_generate.GreedyDecoder.generate
-    fast_generate.GreedyDecoder.generate = lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    fast_generate.GreedyDecoder.generate = lambda self, *a, **k: decoders.append(self) or original(self, *a, **k)
     try:
         got = fast.generate_until(_gen_instances(kwargs))
     finally:
         fast_generate.GreedyDecoder.generate = original
-    assert calls == [1, 1]  # the decoder ran, once per generation-kwargs group
+    assert len(decoders) == 1  # the decoder ran, once for both generation-kwargs groups
+    assert decoders[0].reused_tokens > 40  # the second question on the abstract reused the first one's cache
     assert got == ref
     assert all(got) and len(set(got)) == len(got)
     assert "." not in got[3] and "." not in got[4]  # stop sequences are cut off as lm-eval does
@@ -143,8 +190,8 @@ def test_econ_hf_sampling_requests_take_lm_eval_own_path():
 
     fast = PrefixSharedHFLM(pretrained=str(fetch_model("smollm2-135m")), device="cpu", dtype="float32",
                             batch_size=2)
-    greedy = _gen_instances([{"until": ["\n"], "max_gen_toks": 4, "do_sample": False}] * 5)
-    sampled = _gen_instances([{"until": ["\n"], "max_gen_toks": 4, "do_sample": True, "temperature": 0.7}] * 5)
+    greedy = _gen_instances([{"until": ["\n"], "max_gen_toks": 4, "do_sample": False}] * len(GEN_CONTEXTS))
+    sampled = _gen_instances([{"until": ["\n"], "max_gen_toks": 4, "do_sample": True, "temperature": 0.7}] * len(GEN_CONTEXTS))
     assert fast._fast_generate_applies(greedy)
     assert not fast._fast_generate_applies(sampled)
     assert not PrefixSharedHFLM(pretrained=str(fetch_model("smollm2-135m")), device="cpu", dtype="float32",
@@ -162,7 +209,7 @@ def test_econ_hf_generations_with_a_lora_adapter_match_hf():
     adapter = REPO_ROOT / "adapters" / "smollm2-135m-lora"
     if not (adapter / "adapter_model.safetensors").is_file():
         pytest.skip("published adapter not found")
-    kwargs = [{"until": ["\n\n"], "max_gen_toks": 24, "do_sample": False}] * 5
+    kwargs = [{"until": ["\n\n"], "max_gen_toks": 24, "do_sample": False}] * len(GEN_CONTEXTS)
     common = dict(pretrained=str(fetch_model("smollm2-135m")), device="cpu", dtype="float32", batch_size=1)
     ref = HFLM(**common, peft=str(adapter)).generate_until(_gen_instances(kwargs))
     got = PrefixSharedHFLM(**{**common, "batch_size": 3}, peft=str(adapter)).generate_until(_gen_instances(kwargs))

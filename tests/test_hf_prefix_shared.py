@@ -77,6 +77,35 @@ def test_econ_hf_falls_back_to_lm_eval_when_a_request_is_too_long(model_dir):
     assert got == ref
 
 
+SYSTEM = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+          "<|im_start|>user\n")
+HEADLINES = [f"{SYSTEM}Headline: {h}\n\n{q} Answer Yes or No.<|im_end|>\n<|im_start|>assistant\n"
+             for h in ("Gold prices climb to a two-month high as the dollar weakens",
+                       "Gold slips while traders await the Federal Reserve's decision")
+             for q in ("Does the headline talk about price going up?", "Is the price in the past?",
+                       "Does the news headline compare gold with any other asset?")]
+
+
+@pytest.mark.slow
+def test_econ_hf_computes_a_head_shared_by_a_batch_once(model_dir):
+    """Contexts sharing a head (the chat template's system turn; the same headline asked about again) run it
+    once per batch; the log-likelihoods still agree with hf's whole-context ones."""
+    hf, fast = _models(model_dir)
+    pairs = [(c, a) for c in HEADLINES for a in ("\nNo", "\nYes")]
+    fed = []
+    body = fast._body_and_head()[0]
+    hook = body.register_forward_pre_hook(lambda _m, _a, kw: fed.append(kw["input_ids"].shape), with_kwargs=True)
+    try:
+        got = fast.loglikelihood(_instances(pairs))
+    finally:
+        hook.remove()
+    _assert_close(hf.loglikelihood(_instances(pairs)), got)
+    assert len({round(lp, 2) for lp, _ in got}) > len(HEADLINES)  # not one number for every answer
+    whole = sum(len(fast.tok_encode(c)) for c in HEADLINES)
+    assert sum(rows * width for rows, width in fed) < 0.75 * whole  # heads ran once, not once per context
+    assert any(rows == 1 for rows, _ in fed)  # a head alone, then the batch's tails
+
+
 @pytest.mark.slow
 def test_econ_hf_without_shared_prefix_is_lm_eval(model_dir):
     from econ_eval.hf_prefix_shared import PrefixSharedHFLM
