@@ -95,8 +95,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
                    "float32 on this CPU; scores differ slightly from float32 and with the batch size, so compare "
                    "systems under the same settings)")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                   help="lm-eval model backend (default: %(default)s = lm-eval's hf backend with prefix-shared "
-                   "log-likelihoods, 2.5x faster on multiple-choice tasks here, same generations; hf = lm-eval's own)")
+                   help="lm-eval model backend (default: %(default)s = lm-eval's hf backend with shared-prefix "
+                   "log-likelihoods and a greedy decoder with continuous batching: the same requests, faster on "
+                   "CPUs, ratios in results/benchmarks/eval_throughput.json; hf = lm-eval's own)")
     p.add_argument("--no-chat-template", action="store_true", help="do not pass --apply_chat_template")
     p.add_argument("--system", help="results folder name (default: model short name [+adapter folder name])")
     p.add_argument("--output", help="results folder (default: results/<system>, or results/runs/<system> with --limit)")

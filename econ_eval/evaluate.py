@@ -33,8 +33,9 @@ WILDCARD_TASKS = [name for name, spec in tasks.TASKS.items() if not spec.lite_of
 
 
 #: CPU defaults (benchmarks/eval_throughput.py, 2 cores): bf16 is ~2.9x faster than fp32, batch 8 beats 1, 16
-#: and 32 there (not on every CPU: hence "fitted"), and the econ-hf backend scores log-likelihoods 2.5x faster than hf with identical generations. A full
-#: econ run of the base model takes 14.5 min (hf at batch 8: 20.4; at batch 16: 23.0). The published runs used
+#: and 32 there (not on every CPU: hence "fitted"), and the econ-hf backend is faster than hf at the same batch and
+#: dtype (results/benchmarks/eval_throughput.json). A full econ run of the base model took 14.5 min before econ-hf's
+#: greedy decoder (hf at batch 8: 20.4; at batch 16: 23.0). The published runs used
 #: hf at batch 16 (their system_*.json says so); scores move within their standard errors between the settings.
 #: "fitted" = the batch size calibrated for the machine the run is on (econ_eval/calibrate.py; cached per machine;
 #: a first-look run without a cached calibration uses 8); an integer or lm-eval's "auto" are passed through.
