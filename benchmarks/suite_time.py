@@ -10,10 +10,14 @@ the 95% interval half-width it would give — the published runs' widest interva
 LLM systems of ``results/leaderboard.json``) scaled by sqrt(n / n').
 
     OMP_NUM_THREADS=2 python benchmarks/suite_time.py [--limit 32] [--budget-min 15]
+    OMP_NUM_THREADS=2 econ-eval evaluate --tasks 'econ_*' --output /tmp/suite-run   # the suite end to end
+    python benchmarks/suite_time.py --record-run /tmp/suite-run/system_<stamp>.json  # file its wall time
 
 Writes ``results/benchmarks/suite_time.json`` and prints a table. A first-N sample is not the whole split
 (document lengths vary, and a full run batches documents of similar length together), so compare the
-prediction with a measured full run (its ``wall_time_s`` in ``system_*.json``) before trusting it.
+prediction with a measured full run (its ``wall_time_s`` in ``system_*.json``) before trusting it:
+``--record-run`` adds such a run's wall time, tasks and machine to the JSON (``measured_full_suite``)
+without timing anything.
 """
 
 from __future__ import annotations
@@ -74,6 +78,26 @@ def propose_sizes(cost_per_doc: dict[str, float], sizes: dict[str, int], budget_
     return {t: min(n, max(min(floor, n), math.ceil(lo * n))) for t, n in sizes.items()}
 
 
+def record_run(system_file: Path, output: Path) -> dict:
+    """Add a measured end-to-end run (an ``econ-eval evaluate`` run's ``system_*.json``) to the report."""
+    from econ_eval.io import atomic_write_json, read_json
+
+    run = read_json(system_file, what="run record (system_*.json)")
+    missing = [k for k in ("wall_time_s", "tasks", "command") if k not in run]
+    if missing:
+        raise SystemExit(f"{system_file}: no {', '.join(missing)}; pass the system_*.json an econ-eval evaluate "
+                         "run wrote")
+    if run.get("limit") is not None:
+        raise SystemExit(f"{system_file}: a --limit run ({run['limit']} documents a task) is not the full suite")
+    report = read_json(output, what="suite-time report (run this script without --record-run first)")
+    report["measured_full_suite"] = {
+        "wall_min": round(run["wall_time_s"] / 60, 1), "tasks": run["tasks"], "backend": run.get("backend"),
+        "dtype": run.get("dtype"), "batch_size": run.get("batch_size"), "machine": run.get("machine"),
+        "run_record": system_file.name, "note": "lm_eval's whole run: model load, every request, metrics"}
+    atomic_write_json(output, report)
+    return report["measured_full_suite"]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=32, help="documents timed per task (default: %(default)s)")
@@ -82,7 +106,13 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-min", type=float, default=15.0, help="time budget for the proposal (default: %(default)s)")
     ap.add_argument("--floor", type=int, default=200, help="smallest proposed test size (default: %(default)s)")
     ap.add_argument("--output", default=str(results_dir() / "benchmarks" / "suite_time.json"))
+    ap.add_argument("--record-run", metavar="SYSTEM_JSON",
+                    help="only add this measured full run (an econ-eval evaluate run's system_*.json) to --output")
     args = ap.parse_args(argv)
+    if args.record_run:
+        measured = record_run(Path(args.record_run), Path(args.output))
+        print(f"measured full suite: {measured['wall_min']} min ({measured['tasks']}) -> {args.output}")
+        return 0
 
     import torch
     from lm_eval.evaluator import evaluate
@@ -123,6 +153,7 @@ def main(argv=None) -> int:
         r.update(share=round(r["predicted_full_s"] / total_s, 3), proposed_test_docs=n_new,
                  proposed_s=round(per_doc[t] * n_new, 1), ci95_half_width_now=round(hw, 3) if hw else None,
                  ci95_half_width_proposed=round(hw * math.sqrt(sizes[t] / n_new), 3) if hw else None)
+    previous = Path(args.output)
     report = {"backend": DEFAULT_BACKEND, "dtype": DEFAULT_DTYPE, "batch_size": args.batch_size,
               "torch_threads": torch.get_num_threads(), "limit": args.limit, "rows": rows,
               "predicted_full_suite_min": round(total_s / 60, 1), "budget_min": args.budget_min, "floor": args.floor,
@@ -130,6 +161,8 @@ def main(argv=None) -> int:
               "note": "seconds per document measured on the first --limit test documents of each task, one task at "
                       "a time, one model load (no start-up counted); half-widths: widest published 95% interval "
                       "of an LLM system, scaled by sqrt(n/n')"}
+    if previous.is_file() and "measured_full_suite" in json.loads(previous.read_text()):
+        report["measured_full_suite"] = json.loads(previous.read_text())["measured_full_suite"]  # kept: a run
     publish(report, args.output, [("task", "task", ""), ("s/doc", "s_per_doc", ".3f"), ("test docs", "test_docs", "d"),
                                   ("full s", "predicted_full_s", ".0f"), ("share", "share", ".2f"),
                                   ("proposed docs", "proposed_test_docs", "d"), ("proposed s", "proposed_s", ".0f"),

@@ -199,6 +199,13 @@ def suite_time_block(root: Path) -> str:
               f"{doc['budget_min'] * 60 / per_doc_all:.0f} documents a task.",
               f"- Measured {doc['created']} on the first {doc['limit']} test documents of each task, scaled to "
               "its test size."]
+    run = doc.get("measured_full_suite")
+    if run:
+        machine = run.get("machine") or {}
+        lines.append(f"- **Measured end to end: {run['wall_min']} min** for `--tasks {run['tasks']}` "
+                     f"({run['backend']}, {run['dtype']}, batch {run['batch_size']}, "
+                     f"{machine.get('torch_threads', '?')} threads on {machine.get('cpu', '?')}; model load, every "
+                     f"request and the metrics; `{run['run_record']}`).")
     return "\n".join(lines)
 
 

@@ -187,3 +187,34 @@ def test_suite_time_proposal_fits_the_budget_and_keeps_the_floor():
     assert got["a"] / 1000 == pytest.approx(got["b"] / 2000, abs=0.01)  # one factor for all
     impossible = suite_time.propose_sizes(cost, sizes, budget_s=10, floor=200)
     assert impossible == {"a": 200, "b": 200, "c": 150}  # the floor wins over the budget
+
+
+def test_suite_time_records_a_measured_full_run_and_refuses_a_limited_one(tmp_path):
+    """``suite_time.py --record-run``: the run's wall time goes into the report (and the README line made from
+    it); a --limit run or a file that is not a run record is refused with the file named."""
+    import importlib
+    import json
+    from pathlib import Path
+
+    from econ_eval.readme_blocks import suite_time_block
+
+    repo = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(repo))
+    suite_time = importlib.import_module("benchmarks.suite_time")
+    (tmp_path / "benchmarks").mkdir()
+    report = tmp_path / "benchmarks" / "suite_time.json"
+    report.write_text((repo / "results" / "benchmarks" / "suite_time.json").read_text())
+    run = tmp_path / "system_x.json"
+    record = {"wall_time_s": 2523.0, "tasks": "econ_*", "command": "python -m econ_eval.lm_eval_cli ...",
+              "backend": "econ-hf", "dtype": "bfloat16", "batch_size": "8", "limit": None,
+              "machine": {"torch_threads": 2, "cpu": "AMD EPYC"}}
+    run.write_text(json.dumps({**record, "limit": 5}))
+    with pytest.raises(SystemExit, match="system_x.json: a --limit run"):
+        suite_time.record_run(run, report)
+    run.write_text(json.dumps({"tasks": "econ_*"}))
+    with pytest.raises(SystemExit, match="system_x.json: no wall_time_s, command"):
+        suite_time.record_run(run, report)
+    run.write_text(json.dumps(record))
+    assert suite_time.record_run(run, report)["wall_min"] == 42.0
+    assert json.loads(report.read_text())["measured_full_suite"]["run_record"] == "system_x.json"
+    assert "**Measured end to end: 42.0 min** for `--tasks econ_*`" in suite_time_block(tmp_path)
