@@ -14,7 +14,9 @@ listed as a disagreement.
 (smallest worst-case |lite - full| in standard errors, with a floor of 0.01 on the standard error) and
 the agreement it reaches; paste the seeds into ``econ_eval/lite.py`` (``LITE_SEEDS``) and record which
 runs they were selected on (``SELECTED_ON`` below, per task), so later runs check them out of sample
-(``--select --tasks econ_fomc,econ_fomc_gen`` searches only the named tasks, e.g. ones just added).
+(``--select --tasks econ_fomc,econ_fomc_gen`` searches only the named tasks, e.g. ones just added;
+``--select --same-runs`` searches on the runs SELECTED_ON already names, e.g. after a size in LITE_SIZES changed,
+so the systems published since stay out-of-sample checks).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from econ_eval.run_folder import samples_file  # noqa: E402
 #: the runs each task's committed LITE_SEED was selected on (results files, relative to results/); every other
 #: run is an out-of-sample check. The arXiv/MMLU seeds were chosen on the 8 baselines' and the base model's runs
 #: and on the LoRA adapter trained on bundle 1.0 (its run is now in results/archive/); the FOMC seeds on the runs
-#: that first had FOMC scores.
+#: that first had FOMC scores. econ_classify and econ_signal were re-selected when their subsets shrank from 200
+#: to 150 documents (`--select --same-runs`: on the same runs minus the archived one, no longer on the board).
 _BASELINE_RUNS = [f"baselines/{b}/results_2026-11-29T08-11-14.810530.json" for b in (
     "decision_tree", "knn", "logistic_regression", "lstm", "random_forest", "rnn", "svc", "xgboost")]
 _FIRST_LLM_RUNS = ["smollm2-135m/results_2026-11-29T09-21-30.428574.json",
@@ -55,12 +58,15 @@ SELECTED_ON: dict[str, list[str]] = {
         "smollm2-135m-lora-classify-signal/results_2026-11-29T16-53-23.883023.json"],
 }
 SELECTED_ON["econ_fomc_gen"] = SELECTED_ON["econ_fomc"][-4:]  # the LLM runs (baselines have no _gen variant)
+SELECTED_ON["econ_classify"] = SELECTED_ON["econ_signal"] = _FIRST_LLM_RUNS[:1] + _BASELINE_RUNS
 SE_FLOOR = 0.01
 
 
-def select_seeds(results: Path, bundle: Path, seeds: range = range(200), only: list[str] | None = None) -> dict:
+def select_seeds(results: Path, bundle: Path, seeds: range = range(200), only: list[str] | None = None,
+                 same_runs: bool = False) -> dict:
     """Per task (or per task of ``only``), the seed whose lite subset best reproduces every published system's
-    full score, and the runs it was selected on."""
+    full score (with ``same_runs``: only the runs the committed seed was selected on, :data:`SELECTED_ON`, so
+    the systems published since stay out-of-sample checks), and the runs it was selected on."""
     board = read_json(results / "leaderboard.json", what="leaderboard")
     out = {}
     for task, size in LITE_SIZES.items():
@@ -70,6 +76,8 @@ def select_seeds(results: Path, bundle: Path, seeds: range = range(200), only: l
         docs = read_jsonl(bundle / spec.bundle_task / "test.jsonl")
         systems = []
         for row in board["rows"]:
+            if same_runs and task_file(row, task) not in SELECTED_ON.get(task, []):
+                continue
             res = read_json(results / task_file(row, task), what="results file")["results"].get(task)
             path = samples_file(results / task_file(row, task), task)
             if res is None or not path.is_file():
@@ -90,8 +98,8 @@ def select_seeds(results: Path, bundle: Path, seeds: range = range(200), only: l
     return out
 
 
-def build(results: Path, bundle: Path) -> dict:
-    """The agreement document of every leaderboard system."""
+def build(results: Path, bundle: Path, random_seeds: int = 10) -> dict:
+    """The agreement document of every leaderboard system, with what ``random_seeds`` unselected seeds give."""
     board = read_json(results / "leaderboard.json", what="leaderboard")
     systems = {}
     for row in board["rows"]:
@@ -108,6 +116,8 @@ def build(results: Path, bundle: Path) -> dict:
             "interval": "full score ± 1.96 bootstrap standard errors (the leaderboard's)",
             "checks": len(checks), "inside": sum(c["inside"] for c in checks),
             "disagreements": [{"system": s, **c} for s, rows in systems.items() for c in rows if not c["inside"]],
+            "random_seed_baseline": {"seeds": f"1000-{999 + random_seeds}", "checks": len(checks),
+                                     "inside": [c for c, _ in random_seed_agreement(results, bundle, random_seeds)]},
             "systems": systems}
 
 
@@ -135,6 +145,9 @@ def main() -> int:
     ap.add_argument("--bundle", default=str(data_dir()))
     ap.add_argument("--select", action="store_true", help="search the per-task seeds (see above)")
     ap.add_argument("--tasks", help="with --select: only these tasks (comma-separated), e.g. a task just added")
+    ap.add_argument("--same-runs", action="store_true",
+                    help="with --select: select on the runs SELECTED_ON names for each task (e.g. after a size "
+                         "changes), not on every system published now")
     ap.add_argument("--random", type=int, metavar="N", help="agreement of N random seeds instead (printed only)")
     args = ap.parse_args()
     if args.random:
@@ -144,7 +157,8 @@ def main() -> int:
               f"{inside[len(inside) // 2]}, max {inside[-1]} inside the full 95% intervals")
         return 0
     if args.select:
-        chosen = select_seeds(Path(args.results), Path(args.bundle), only=args.tasks.split(",") if args.tasks else None)
+        chosen = select_seeds(Path(args.results), Path(args.bundle), only=args.tasks.split(",") if args.tasks else None,
+                              same_runs=args.same_runs)
         print("LITE_SEEDS: " + repr({t: c["seed"] for t, c in chosen.items()}))
         print("SELECTED_ON: " + repr({t: c["runs"] for t, c in chosen.items()}))
         return 0

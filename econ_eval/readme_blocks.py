@@ -209,11 +209,40 @@ def suite_time_block(root: Path) -> str:
     return "\n".join(lines)
 
 
+def lite_agreement_block(root: Path) -> str:
+    """The quick suite's subset sizes and how its scores agree with the full suite's intervals, from
+    ``benchmarks/lite_agreement.py``'s JSON."""
+    path = root / "benchmarks" / "lite_agreement.json"
+    if not path.is_file():
+        return "(no results/benchmarks/lite_agreement.json: run `python benchmarks/lite_agreement.py`)"
+    doc = json.loads(path.read_text())
+    sizes = ", ".join(f"{t.removeprefix('econ_')} {n}" for t, n in doc["lite_sizes"].items())
+    in_checks = doc["checks"] - doc["out_of_sample_checks"]
+    in_inside = doc["inside"] - doc["out_of_sample_inside"]
+    misses = "; ".join(f"{d['task'].removeprefix('econ_')} of {d['system']} (lite {d['lite']:.3f}, full "
+                       f"[{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]{'' if d['out_of_sample'] else ', in sample'})"
+                       for d in doc["disagreements"]) or "none"
+    base = doc.get("random_seed_baseline")
+    lines = [f"- Documents per lite task: {sizes}.",
+             f"- Lite scores inside the full test set's 95% interval: **{doc['inside']} of {doc['checks']}** "
+             f"({in_inside} of {in_checks} on the runs the seeds were chosen on, {doc['out_of_sample_inside']} of "
+             f"{doc['out_of_sample_checks']} out of sample). Outside: {misses}."]
+    if base:
+        inside = sorted(base["inside"])
+        lines.append(f"- Unselected seeds ({base['seeds']}) give {inside[0]}–{inside[-1]} of {base['checks']} "
+                     f"(median {inside[len(inside) // 2]}), so the seed selection matters and a lite score is a "
+                     "first look.")
+    lines.append(f"- Computed {doc['created']} from the logged samples of every leaderboard system "
+                 "(`python benchmarks/lite_agreement.py`; no model run).")
+    return "\n".join(lines)
+
+
 def results_blocks(root: Path) -> dict[str, str]:
     """Every README block made from ``root`` (results/): name -> content."""
     return {"leaderboard": (root / "leaderboard.md").read_text(encoding="utf-8"),
             "results": results_table(root), "drift": drift_table(root),
-            "eval-throughput": eval_throughput_block(root), "suite-time": suite_time_block(root)}
+            "eval-throughput": eval_throughput_block(root), "suite-time": suite_time_block(root),
+            "lite-agreement": lite_agreement_block(root)}
 
 
 def update_results_blocks(readme: Path, root: Path) -> list[str]:

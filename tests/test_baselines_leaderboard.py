@@ -311,7 +311,7 @@ def test_readme_tables_are_generated_from_results(tmp_path):
 
     readme = (REPO / "README.md").read_text()
     blocks = readme_blocks.results_blocks(REPO / "results")
-    assert set(blocks) == {"leaderboard", "results", "drift", "eval-throughput", "suite-time"}
+    assert set(blocks) == {"leaderboard", "results", "drift", "eval-throughput", "suite-time", "lite-agreement"}
     for name, content in blocks.items():
         assert readme_blocks.read_block(readme, name).strip() == content.strip(), name
     assert "smollm2-135m" in blocks["results"] and "econ_titles" in blocks["drift"]
@@ -321,6 +321,10 @@ def test_readme_tables_are_generated_from_results(tmp_path):
     suite = json.loads((REPO / "results" / "benchmarks" / "suite_time.json").read_text())
     assert f"{suite['predicted_full_suite_min']} min predicted" in blocks["suite-time"]
     assert blocks["suite-time"].count("\n| econ_") == len(suite["rows"])
+    lite = json.loads((REPO / "results" / "benchmarks" / "lite_agreement.json").read_text())
+    assert f"**{lite['inside']} of {lite['checks']}**" in blocks["lite-agreement"]
+    from econ_eval.lite import LITE_SIZES  # the tasks table's econlite row lists the sizes the suite uses
+    assert f"| {' / '.join(str(n) for n in LITE_SIZES.values())} |" in readme
     copy = tmp_path / "README.md"
     cmd = readme_blocks.LEADERBOARD_COMMAND
     copy.write_text("intro\n" + "".join(f"{readme_blocks.start_marker(n, cmd)}\nstale\n{readme_blocks.end_marker(n)}\n"
