@@ -202,7 +202,8 @@ def run_suite(spec: EvalSpec, *, log=print, threads: int | None = None, child_ou
         "backend": spec.backend, "device": spec.device,
         "chat_template": spec.chat_template, "limit": spec.limit, "tasks": spec.tasks,
         "wall_time_s": round(wall, 1), "command": shlex.join(cmd), "results_file": results_file.name,
-        "machine": {**machine(), "omp_num_threads": env.get("OMP_NUM_THREADS")},
+        # the run's own threads (lm_eval's process), not this process's
+        "machine": {**machine(), "omp_num_threads": env.get("OMP_NUM_THREADS"), "torch_threads": threads},
         "warnings": warnings,
     })
     log(f"results filed in {dest} ({wall / 60:.1f} min)")

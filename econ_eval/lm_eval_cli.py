@@ -20,6 +20,8 @@ def main() -> None:
     from . import hf_prefix_shared  # noqa: F401  (registers the econ-hf model)
     from .io import DataError
 
+    if only_econ_tasks(sys.argv[1:]):
+        skip_lm_eval_task_index()
     try:
         cli_evaluate()
     except DataError as exc:
@@ -28,6 +30,29 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\nlm_eval interrupted; no results were written", file=sys.stderr)
         sys.exit(130)
+
+
+def only_econ_tasks(argv: list[str]) -> bool:
+    """Whether ``--tasks`` names only this project's tasks and groups (``econ``, ``econ_*``, ``econlite``...)."""
+    names = []
+    for i, arg in enumerate(argv):
+        if arg == "--tasks" and i + 1 < len(argv):
+            names += argv[i + 1].split(",")
+        elif arg.startswith("--tasks="):
+            names += arg.split("=", 1)[1].split(",")
+    return bool(names) and all(n.strip().startswith("econ") for n in names)
+
+
+def skip_lm_eval_task_index() -> None:
+    """Let lm-eval's TaskManager index only ``--include_path`` (our tasks), not its ~14,700 built-in task
+    configs: 7.7 s of every run's start-up on the 2-core machine, twice as long for two runs side by side."""
+    import lm_eval.tasks
+
+    class IncludePathOnly(lm_eval.tasks.TaskManager):
+        def __init__(self, *args, include_defaults: bool = False, **kwargs):
+            super().__init__(*args, include_defaults=include_defaults, **kwargs)
+
+    lm_eval.tasks.TaskManager = IncludePathOnly
 
 
 if __name__ == "__main__":

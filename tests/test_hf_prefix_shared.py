@@ -148,3 +148,15 @@ def test_group_plan_moves_the_shared_leading_tokens_into_the_context():
     assert g.prefix == (7,) and g.rests == [(8, 9), (8,)] and not g.one_token_rests
     g = _Group.plan((1,), [0], [(5,)])
     assert g.prefix == () and g.rests == [(5,)] and g.first_scored == 0
+
+
+def test_lm_eval_cli_skips_lm_eval_builtin_tasks_only_for_econ_runs():
+    """Start-up: lm-eval's command line indexes ~14,700 built-in task configs unless every task asked for is
+    ours; a run that names any other task keeps lm-eval's own index."""
+    from econ_eval.lm_eval_cli import only_econ_tasks
+
+    assert only_econ_tasks(["--model", "econ-hf", "--tasks", "econlite", "--include_path", "tasks"])
+    assert only_econ_tasks(["--tasks=econ_*,econfin"])
+    assert not only_econ_tasks(["--tasks", "econ,mmlu"])
+    assert not only_econ_tasks(["--model", "hf"])  # no --tasks: lm-eval's own handling
+
