@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -98,12 +99,30 @@ def lm_eval_command(spec: EvalSpec, pretrained: str, output_path: Path) -> list[
     return cmd + list(spec.extra_args)
 
 
-def _run_child(cmd: list[str], env: dict, staging: Path, dest: Path, output: Path | None = None) -> int:
+#: environment variable: the torch threads an lm_eval run switches to on SIGUSR1 (see econ_eval/lm_eval_cli.py)
+THREADS_WHEN_ALONE_ENV = "ECON_EVAL_THREADS_WHEN_ALONE"
+
+
+def _run_child(cmd: list[str], env: dict, staging: Path, dest: Path, output: Path | None = None,
+               on_start=None) -> int:
     """Run lm_eval (its output to ``output`` when given, else to this terminal); on Ctrl-C let it stop (it got
-    the SIGINT too), then say what was kept."""
+    the SIGINT too), then say what was kept. ``on_start(proc)`` is called once it runs.
+
+    A run that may be told to take more threads (``THREADS_WHEN_ALONE_ENV`` set) starts with SIGUSR1
+    blocked, so a signal sent before lm_eval has installed its handler waits instead of killing it."""
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(output.open("w", encoding="utf-8")) if output else None
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT if sink else None)
+        grow = THREADS_WHEN_ALONE_ENV in env and hasattr(signal, "SIGUSR1")
+        if grow:  # the mask of this thread is what the child starts with
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        try:
+            proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=sink,
+                                    stderr=subprocess.STDOUT if sink else None)
+        finally:
+            if grow:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if on_start is not None:
+            on_start(proc)
         return _wait_child(proc, staging, dest)
 
 
@@ -135,11 +154,14 @@ def _remove_staging(staging: Path) -> None:
             d.rmdir()
 
 
-def run_suite(spec: EvalSpec, *, log=print, threads: int | None = None, child_output: Path | None = None) -> Path:
+def run_suite(spec: EvalSpec, *, log=print, threads: int | None = None, child_output: Path | None = None,
+              threads_when_alone: int | None = None, on_start=None) -> Path:
     """Run lm_eval for ``spec``; return the path of the filed ``results_*.json``.
 
     ``threads`` sets the run's torch threads (default: ``$OMP_NUM_THREADS`` or the usable cores);
-    ``child_output`` sends lm_eval's own output to that file instead of this terminal.
+    ``child_output`` sends lm_eval's own output to that file instead of this terminal;
+    ``threads_when_alone``: the threads the run switches to when sent SIGUSR1 (a run beside it finished);
+    ``on_start(proc)`` gets the lm_eval process once it runs.
     """
     from .lm_tasks import bundle_path
     from .models import check_adapter, resolve_model
@@ -171,12 +193,16 @@ def run_suite(spec: EvalSpec, *, log=print, threads: int | None = None, child_ou
     cmd = lm_eval_command(spec, pretrained, staging)
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(threads)
+    if threads_when_alone and threads_when_alone > threads:
+        env[THREADS_WHEN_ALONE_ENV] = str(threads_when_alone)
+    else:
+        env.pop(THREADS_WHEN_ALONE_ENV, None)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("HF_DATASETS_OFFLINE", "1")
     log("$ " + shlex.join(cmd))
     t0 = time.time()
-    returncode = _run_child(cmd, env, staging, dest, child_output)
+    returncode = _run_child(cmd, env, staging, dest, child_output, on_start=on_start)
     wall = time.time() - t0
     if returncode != 0:
         _remove_staging(staging)
@@ -203,7 +229,10 @@ def run_suite(spec: EvalSpec, *, log=print, threads: int | None = None, child_ou
         "chat_template": spec.chat_template, "limit": spec.limit, "tasks": spec.tasks,
         "wall_time_s": round(wall, 1), "command": shlex.join(cmd), "results_file": results_file.name,
         # the run's own threads (lm_eval's process), not this process's
-        "machine": {**machine(), "omp_num_threads": env.get("OMP_NUM_THREADS"), "torch_threads": threads},
+        "machine": {**machine(), "omp_num_threads": env.get("OMP_NUM_THREADS"), "torch_threads": threads,
+                    # side by side: the threads it took if the other run finished first (its log says when)
+                    **({"threads_when_alone": int(env[THREADS_WHEN_ALONE_ENV])}
+                       if THREADS_WHEN_ALONE_ENV in env else {})},
         "warnings": warnings,
     })
     log(f"results filed in {dest} ({wall / 60:.1f} min)")

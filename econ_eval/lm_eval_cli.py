@@ -22,6 +22,7 @@ def main() -> None:
 
     if only_econ_tasks(sys.argv[1:]):
         skip_lm_eval_task_index()
+    take_more_threads_on_sigusr1()
     try:
         cli_evaluate()
     except DataError as exc:
@@ -30,6 +31,29 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\nlm_eval interrupted; no results were written", file=sys.stderr)
         sys.exit(130)
+
+
+def take_more_threads_on_sigusr1() -> None:
+    """With ``ECON_EVAL_THREADS_WHEN_ALONE=N`` (set by the quickstart for runs side by side), SIGUSR1 sets torch
+    to N threads: the run beside this one finished and its cores are free. The parent starts this process
+    with SIGUSR1 blocked (a signal sent earlier waits); it is unblocked once the handler is in place."""
+    import os
+    import signal
+    import sys
+
+    target = os.environ.get("ECON_EVAL_THREADS_WHEN_ALONE")
+    if not target or not hasattr(signal, "SIGUSR1"):
+        return
+
+    def grow(_signum, _frame):
+        import torch
+
+        torch.set_num_threads(int(target))
+        print(f"\necon-eval: the run beside this one finished: {target} threads from here", file=sys.stderr,
+              flush=True)
+
+    signal.signal(signal.SIGUSR1, grow)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
 
 
 def only_econ_tasks(argv: list[str]) -> bool:

@@ -111,13 +111,19 @@ def _side_by_side(specs: list[EvalSpec], threads: int, log, poll_s: float = 15.0
     log(f"\n== base and tuned side by side, {threads} thread(s) each (--sequential runs one after the other); "
         "lm_eval's output: " + ", ".join(str(o) for o in outputs))
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(specs))
-    futures = [pool.submit(run_suite, s, threads=threads, child_output=o,
+    procs: dict[str, object] = {}
+    total = threads * len(specs)
+    futures = [pool.submit(run_suite, s, threads=threads, child_output=o, threads_when_alone=total,
+                           on_start=lambda p, label=label: procs.__setitem__(label, p),
                            log=lambda m, label=label: log(f"[{label}] {m}"))
                for s, o, label in zip(specs, outputs, labels, strict=True)]
     shown: dict[str, str] = {}
+    grown: set[str] = set()
     try:
         while not all(f.done() for f in futures):
-            concurrent.futures.wait(futures, timeout=poll_s)
+            concurrent.futures.wait([f for f in futures if not f.done()], timeout=poll_s,
+                                    return_when=concurrent.futures.FIRST_COMPLETED)
+            _hand_over_threads(labels, futures, procs, grown, total, log)
             for label, out, f in zip(labels, outputs, futures, strict=True):
                 line = _progress_line(out)
                 if line and not f.done() and shown.get(label) != line:
@@ -144,6 +150,24 @@ def _side_by_side(specs: list[EvalSpec], threads: int, log, poll_s: float = 15.0
             wrapped = RuntimeError(message)
         raise wrapped from exc
     return [load_results(f.result()) for f in futures]
+
+
+def _hand_over_threads(labels, futures, procs, grown: set, total: int, log) -> None:
+    """Once one run has finished well, the last one still running takes every thread (SIGUSR1; see
+    ``econ_eval/lm_eval_cli.py``): on 2 cores it would otherwise finish on one thread with a core idle."""
+    import signal
+
+    running = [label for label, f in zip(labels, futures, strict=True) if not f.done()]
+    finished_well = any(f.done() and not f.cancelled() and f.exception() is None for f in futures)
+    if len(running) != 1 or not finished_well or running[0] in grown or not hasattr(signal, "SIGUSR1"):
+        return
+    label = running[0]
+    proc = procs.get(label)
+    if proc is None or proc.poll() is not None:
+        return
+    grown.add(label)
+    proc.send_signal(signal.SIGUSR1)
+    log(f"[{label}] the other run finished: {total} threads from here")
 
 
 def _progress_line(path: Path) -> str:

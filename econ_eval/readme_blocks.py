@@ -237,12 +237,35 @@ def lite_agreement_block(root: Path) -> str:
     return "\n".join(lines)
 
 
+def quickstart_time_block(root: Path) -> str:
+    """Every measured fresh-clone ``make quickstart`` (``benchmarks/quickstart_time.py``'s JSON), newest last."""
+    path = root / "benchmarks" / "quickstart_time.json"
+    if not path.is_file():
+        return "(no results/benchmarks/quickstart_time.json: run `python benchmarks/quickstart_time.py`)"
+    doc = json.loads(path.read_text())
+    lines = []
+    for m in doc["measurements"]:
+        runs = " and ".join(f"{system} {r['wall_min']:.1f} min" for system, r in m["runs"].items())
+        threads = {r.get("threads") for r in m["runs"].values()}
+        each = f" on {threads.pop()} thread(s) each" if len(threads) == 1 else ""
+        over = "" if m["met"] else f" — over the {doc['target_min']:g}-minute aim"
+        secs = round(m["wall_s"])
+        lines.append(f"- **{secs // 60} min {secs % 60:02d} s** on commit {m['commit']} "
+                     f"({m['created'][:10]}, {m['cpu_count']} cores): {runs} side by side{each}; setup, bundle "
+                     f"build, model fetch and the table {m['other_min']:.1f} min; peak RSS {m['peak_rss_gb']} GB"
+                     f"{over}.")
+    met = sum(m["met"] for m in doc["measurements"])
+    lines.append(f"- Within {doc['target_min']:g} minutes: {met} of {len(doc['measurements'])} measurements "
+                 f"(`{doc['command']}`).")
+    return "\n".join(lines)
+
+
 def results_blocks(root: Path) -> dict[str, str]:
     """Every README block made from ``root`` (results/): name -> content."""
     return {"leaderboard": (root / "leaderboard.md").read_text(encoding="utf-8"),
             "results": results_table(root), "drift": drift_table(root),
             "eval-throughput": eval_throughput_block(root), "suite-time": suite_time_block(root),
-            "lite-agreement": lite_agreement_block(root)}
+            "lite-agreement": lite_agreement_block(root), "quickstart-time": quickstart_time_block(root)}
 
 
 def update_results_blocks(readme: Path, root: Path) -> list[str]:

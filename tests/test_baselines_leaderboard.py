@@ -304,6 +304,24 @@ def test_random_baseline_counts_match_the_bundle(real_bundle):
     assert manifest["stats"]["sentence_tasks"]["test_labels"] == leaderboard.SENTENCE_TEST_COUNTS
 
 
+def test_quickstart_time_block_states_every_measurement_and_the_misses(tmp_path):
+    """The README's quickstart times come from benchmarks/quickstart_time.py's JSON, over-time runs called so."""
+    from econ_eval.readme_blocks import quickstart_time_block
+
+    (tmp_path / "benchmarks").mkdir()
+    run = {"wall_min": 8.1, "threads": 1}
+    m = {"commit": "abc1234", "created": "2026-11-30T01:00:00", "cpu_count": 2, "peak_rss_gb": 2.3,
+         "runs": {"smollm2-135m": {**run, "wall_min": 6.9}, "smollm2-135m-lora": run}}
+    doc = {"target_min": 10.0, "command": "python benchmarks/quickstart_time.py", "measurements": [
+        {**m, "wall_s": 587.3, "wall_min": 9.79, "other_min": 1.69, "met": True},
+        {**m, "commit": "def5678", "wall_s": 623.0, "wall_min": 10.38, "other_min": 2.28, "met": False}]}
+    (tmp_path / "benchmarks" / "quickstart_time.json").write_text(json.dumps(doc))
+    block = quickstart_time_block(tmp_path)
+    assert "**9 min 47 s** on commit abc1234" in block and "**10 min 23 s** on commit def5678" in block
+    assert "smollm2-135m 6.9 min and smollm2-135m-lora 8.1 min side by side on 1 thread(s) each" in block
+    assert block.count("over the 10-minute aim") == 1 and "Within 10 minutes: 1 of 2 measurements" in block
+
+
 def test_readme_tables_are_generated_from_results(tmp_path):
     """The README's leaderboard, results and drift tables are what `leaderboard build --readme` makes from
     results/ (docs cannot drift from the data: the LoRA+ row was missing once)."""
@@ -311,7 +329,8 @@ def test_readme_tables_are_generated_from_results(tmp_path):
 
     readme = (REPO / "README.md").read_text()
     blocks = readme_blocks.results_blocks(REPO / "results")
-    assert set(blocks) == {"leaderboard", "results", "drift", "eval-throughput", "suite-time", "lite-agreement"}
+    assert set(blocks) == {"leaderboard", "results", "drift", "eval-throughput", "suite-time", "lite-agreement",
+                           "quickstart-time"}
     for name, content in blocks.items():
         assert readme_blocks.read_block(readme, name).strip() == content.strip(), name
     assert "smollm2-135m" in blocks["results"] and "econ_titles" in blocks["drift"]

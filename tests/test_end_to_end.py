@@ -133,3 +133,4 @@ def test_quickstart_prints_base_and_tuned_side_by_side(model_dir, bundle_env, tm
             record = json.loads(next((runs / system).glob("system_*.json")).read_text())
             assert record["machine"]["omp_num_threads"] == str(default_threads() // 2)
             assert record["machine"]["torch_threads"] == default_threads() // 2  # the run's, not the parent's
+            assert record["machine"]["threads_when_alone"] == default_threads() // 2 * 2  # if the other ends first

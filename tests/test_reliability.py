@@ -308,3 +308,29 @@ def test_a_failed_lm_eval_run_leaves_no_empty_folders(bundle_env, tmp_path):
                 env={"ECON_EVAL_RESULTS": str(results), "ECON_EVAL_DATA": str(bundle_env)})
     assert proc.returncode == 2 and "lm_eval failed with exit code" in proc.stderr
     assert not (results / "tmp").exists()
+
+
+def test_a_run_told_to_take_more_threads_early_waits_for_its_handler(tmp_path):
+    """Side by side, the run still going when the other finishes gets SIGUSR1 and takes every thread. The
+    signal may come before lm_eval has installed its handler (here: at once, while Python still starts): the
+    run starts with SIGUSR1 blocked, so it waits instead of killing the run (SIGUSR1's default action)."""
+    import concurrent.futures
+
+    from econ_eval.evaluate import THREADS_WHEN_ALONE_ENV, _run_child
+
+    script = ("import time, torch, econ_eval.lm_eval_cli as cli\n"
+              "before = torch.get_num_threads()\n"
+              "cli.take_more_threads_on_sigusr1()\n"
+              "deadline = time.time() + 20\n"
+              "while torch.get_num_threads() == before and time.time() < deadline:\n"
+              "    time.sleep(0.05)\n"
+              "print('threads', before, torch.get_num_threads())\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", THREADS_WHEN_ALONE_ENV: "3"}
+    out = tmp_path / "run.log"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # as the quickstart starts its runs: from a worker
+        code = pool.submit(_run_child, [sys.executable, "-c", script], env, tmp_path / "staging", tmp_path / "dest",
+                           out, on_start=lambda proc: proc.send_signal(signal.SIGUSR1)).result(timeout=120)
+    assert code == 0, out.read_text()[-2000:]
+    assert "threads 1 3" in out.read_text() and "3 threads from here" in out.read_text()
+    # this process's own signal mask is as it was
+    assert signal.SIGUSR1 not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
