@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     out = Path(args.output)
     doc = json.loads(out.read_text()) if out.is_file() else {"target_min": TARGET_MIN, "measurements": []}
     doc["measurements"].append(m)
-    doc["command"] = "python benchmarks/quickstart_time.py (a fresh clone's `make quickstart`, warm pip cache)"
+    doc["command"] = "python benchmarks/quickstart_time.py"  # a fresh clone's make quickstart, warm pip cache
     atomic_write_json(out, doc)
     parts = ", ".join(f"{s} {r['wall_min']:.1f} min" for s, r in m["runs"].items())
     secs = round(m["wall_s"])
