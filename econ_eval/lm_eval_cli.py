@@ -15,15 +15,16 @@ def main() -> None:
     """
     import sys
 
-    from lm_eval.__main__ import cli_evaluate
-
-    from . import hf_prefix_shared  # noqa: F401  (registers the econ-hf model)
     from .io import DataError
 
-    if only_econ_tasks(sys.argv[1:]):
-        skip_lm_eval_task_index()
-    take_more_threads_on_sigusr1()
-    try:
+    try:  # a Ctrl-C while lm-eval and torch are still being imported ends the same clean way
+        from lm_eval.__main__ import cli_evaluate
+
+        from . import hf_prefix_shared  # noqa: F401  (registers the econ-hf model)
+
+        if only_econ_tasks(sys.argv[1:]):
+            skip_lm_eval_task_index()
+        take_more_threads_on_sigusr1()
         cli_evaluate()
     except DataError as exc:
         print(f"econ-eval: error: {exc}", file=sys.stderr)
