@@ -115,10 +115,9 @@ def _ci(summary: dict) -> str:
 
 def eval_throughput_block(root: Path) -> str:
     """The evaluation-speed table and its headline ratios from ``benchmarks/eval_throughput.py``'s JSON."""
-    path = root / "benchmarks" / "eval_throughput.json"
-    if not path.is_file():
-        return "(no results/benchmarks/eval_throughput.json: run `python benchmarks/eval_throughput.py`)"
-    doc = json.loads(path.read_text())
+    doc = _benchmark_report(root, "eval_throughput")
+    if isinstance(doc, str):
+        return doc
     kinds = {"loglikelihood": "log-likelihood", "generation": "generation"}
     lines = ["| configuration | request type | docs | wall s | samples/s | generated tokens/s | prompt tokens/s |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -162,14 +161,21 @@ def eval_throughput_block(root: Path) -> str:
     return "\n".join(lines)
 
 
+def _benchmark_report(root: Path, name: str) -> dict | str:
+    """``results/benchmarks/<name>.json`` made by ``benchmarks/<name>.py``, or the line saying to run it."""
+    path = root / "benchmarks" / f"{name}.json"
+    if not path.is_file():
+        return f"(no results/benchmarks/{name}.json: run `python benchmarks/{name}.py`)"
+    return json.loads(path.read_text())
+
+
 def suite_time_block(root: Path) -> str:
     """The full suite's predicted time, per group and costliest task, from ``benchmarks/suite_time.py``'s JSON."""
     from .tasks import group_members
 
-    path = root / "benchmarks" / "suite_time.json"
-    if not path.is_file():
-        return "(no results/benchmarks/suite_time.json: run `python benchmarks/suite_time.py`)"
-    doc = json.loads(path.read_text())
+    doc = _benchmark_report(root, "suite_time")
+    if isinstance(doc, str):
+        return doc
     rows = {r["task"]: r for r in doc["rows"]}
     groups = {g: sum(rows[t]["predicted_full_s"] for t in members if t in rows) / 60
               for g, members in group_members().items() if any(t in rows for t in members)}
@@ -212,10 +218,9 @@ def suite_time_block(root: Path) -> str:
 def lite_agreement_block(root: Path) -> str:
     """The quick suite's subset sizes and how its scores agree with the full suite's intervals, from
     ``benchmarks/lite_agreement.py``'s JSON."""
-    path = root / "benchmarks" / "lite_agreement.json"
-    if not path.is_file():
-        return "(no results/benchmarks/lite_agreement.json: run `python benchmarks/lite_agreement.py`)"
-    doc = json.loads(path.read_text())
+    doc = _benchmark_report(root, "lite_agreement")
+    if isinstance(doc, str):
+        return doc
     sizes = ", ".join(f"{t.removeprefix('econ_')} {n}" for t, n in doc["lite_sizes"].items())
     in_checks = doc["checks"] - doc["out_of_sample_checks"]
     in_inside = doc["inside"] - doc["out_of_sample_inside"]
@@ -239,10 +244,9 @@ def lite_agreement_block(root: Path) -> str:
 
 def quickstart_time_block(root: Path) -> str:
     """Every measured fresh-clone ``make quickstart`` (``benchmarks/quickstart_time.py``'s JSON), newest last."""
-    path = root / "benchmarks" / "quickstart_time.json"
-    if not path.is_file():
-        return "(no results/benchmarks/quickstart_time.json: run `python benchmarks/quickstart_time.py`)"
-    doc = json.loads(path.read_text())
+    doc = _benchmark_report(root, "quickstart_time")
+    if isinstance(doc, str):
+        return doc
     lines = []
     for m in doc["measurements"]:
         runs = " and ".join(f"{system} {r['wall_min']:.1f} min" for system, r in m["runs"].items())
