@@ -25,6 +25,7 @@ from .calibrate import FITTED
 from .config import DEFAULT_MODEL, REPO_ROOT, default_threads, machine, results_dir, tasks_dir
 from .data.build import verify_bundle
 from .io import DataError, Interrupted
+from .lm_eval_cli import THREADS_WHEN_ALONE_ENV
 
 #: The `econ` group's tasks, and every task under tasks/econ/ (the suite plus those run by name): the registry's.
 SUITE_TASKS = tasks.SUITE_TASKS
@@ -97,10 +98,6 @@ def lm_eval_command(spec: EvalSpec, pretrained: str, output_path: Path) -> list[
     if spec.limit is not None:
         cmd += ["--limit", str(spec.limit)]
     return cmd + list(spec.extra_args)
-
-
-#: environment variable: the torch threads an lm_eval run switches to on SIGUSR1 (see econ_eval/lm_eval_cli.py)
-THREADS_WHEN_ALONE_ENV = "ECON_EVAL_THREADS_WHEN_ALONE"
 
 
 def _run_child(cmd: list[str], env: dict, staging: Path, dest: Path, output: Path | None = None,

@@ -34,6 +34,10 @@ def main() -> None:
         sys.exit(130)
 
 
+#: environment variable: the torch threads this run switches to on SIGUSR1 (set by econ_eval/evaluate.py)
+THREADS_WHEN_ALONE_ENV = "ECON_EVAL_THREADS_WHEN_ALONE"
+
+
 def take_more_threads_on_sigusr1() -> None:
     """With ``ECON_EVAL_THREADS_WHEN_ALONE=N`` (set by the quickstart for runs side by side), SIGUSR1 sets torch
     to N threads: the run beside this one finished and its cores are free. The parent starts this process
@@ -42,7 +46,7 @@ def take_more_threads_on_sigusr1() -> None:
     import signal
     import sys
 
-    target = os.environ.get("ECON_EVAL_THREADS_WHEN_ALONE")
+    target = os.environ.get(THREADS_WHEN_ALONE_ENV)
     if not target or not hasattr(signal, "SIGUSR1"):
         return
 
