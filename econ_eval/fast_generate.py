@@ -19,7 +19,9 @@ replaces only
   abstract, econ_tatqa 6 per report excerpt, econ_headlines 7 per headline) are copied from that prompt's
   cache instead of being recomputed, and prompts that share more than the common opening are admitted one
   after the other (:func:`admission_order`) so the reuse finds them. Only the order in which requests
-  start changes; each one's tokens do not depend on the others'.
+  start changes; each one's tokens do not depend on the others'. A caller that already holds a prompt's
+  keys and values (econ-hf's log-likelihood pass over the same context, see :class:`PromptHead`) hands
+  them over instead.
 
 Greedy choices are the argmax of the same bf16 logits ``generate()`` takes. Outputs can still differ
 from ``hf``'s where bf16 rounding in other kernel shapes flips a near-tie (prefilling a prompt's tail on its
@@ -30,7 +32,7 @@ reused head is such a shape change: logits within a few bf16 units, ~1e-5 in flo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -107,6 +109,18 @@ def _packed_forward(module, packed, bias):
     return forward
 
 
+@dataclass(frozen=True)
+class PromptHead:
+    """Keys and values a caller already computed for a prompt's leading ``tokens``: one ``(keys, values)``
+    pair per layer, each shaped ``(kv_heads, >= len(tokens), head_dim)`` in the model's dtype.
+
+    The decoder copies the part of it that agrees with the prompt (at least ``MIN_REUSED_TOKENS``, never the
+    prompt's last token, whose logits pick the first generated one) instead of recomputing it."""
+
+    tokens: Sequence[int]
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]]
+
+
 @dataclass
 class _Slot:
     request: int
@@ -137,25 +151,33 @@ class GreedyDecoder:
         self.prefilled_tokens = 0    # prompt tokens run through the model
 
     # -- model pieces -------------------------------------------------------------------------
-    def _prefill(self, tokens: Sequence[int], slot: int) -> int:
+    def _prefill(self, tokens: Sequence[int], slot: int, head: PromptHead | None = None) -> int:
         """Fill ``slot``'s cache with ``tokens`` and return the next (greedy) token.
 
         The leading tokens shared with the previously prefilled prompt are copied from its cache (its
         positions below its prompt length are never overwritten while it lives: steps write each slot at
-        its own next position, idle slots not at all); the rest runs through the model's own forward on
-        that cache. Without a usable shared head the whole prompt runs alone.
+        its own next position, idle slots not at all), or from ``head`` where that covers more of the
+        prompt; the rest runs through the model's own forward on that cache. Without a usable shared head
+        the whole prompt runs alone.
         """
         n = len(tokens)
-        reused = 0
+        reused = from_head = 0
         if self._last is not None:
-            last_slot, last_tokens = self._last
-            reused = min(common_prefix(last_tokens, tokens), n - 1)  # at least one token computes the logits
-            if reused < MIN_REUSED_TOKENS:
-                reused = 0
-            elif last_slot != slot:
-                for i in range(len(self.layers)):
-                    self.keys[i][slot, :, :reused].copy_(self.keys[i][last_slot, :, :reused])
-                    self.values[i][slot, :, :reused].copy_(self.values[i][last_slot, :, :reused])
+            reused = min(common_prefix(self._last[1], tokens), n - 1)  # at least one token computes the logits
+        if head is not None:
+            from_head = min(common_prefix(head.tokens, tokens), n - 1)
+        if max(reused, from_head) < MIN_REUSED_TOKENS:
+            reused = 0
+        elif from_head > reused:
+            reused = from_head
+            for i, (k, v) in enumerate(head.layers):
+                self.keys[i][slot, :, :reused].copy_(k[:, :reused])
+                self.values[i][slot, :, :reused].copy_(v[:, :reused])
+        elif self._last[0] != slot:
+            last_slot = self._last[0]
+            for i in range(len(self.layers)):
+                self.keys[i][slot, :, :reused].copy_(self.keys[i][last_slot, :, :reused])
+                self.values[i][slot, :, :reused].copy_(self.values[i][last_slot, :, :reused])
         cache = None
         if reused:
             dtype = self.lm.get_input_embeddings().weight.dtype  # cached values came from it: exact round trip
@@ -220,13 +242,17 @@ class GreedyDecoder:
     @torch.inference_mode()
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],
                  finished: Callable[[int, list[int]], bool],
-                 on_done: Callable[[int, list[int]], None] | None = None) -> list[list[int]]:
+                 on_done: Callable[[int, list[int]], None] | None = None,
+                 prompt_heads: Mapping[int, PromptHead] | None = None) -> list[list[int]]:
         """Greedy continuations of ``prompts`` (token lists), admitted in the given order.
 
         A sequence stops when ``finished(request, generated)`` is true or after ``max_new_tokens[request]``
         tokens; ``on_done(request, generated)`` is called as each one completes. Requests start in
         :func:`admission_order` (the given order, prompts that share a long head kept together).
+        ``prompt_heads[request]``: keys and values already computed for that prompt's head (see
+        :class:`PromptHead`).
         """
+        prompt_heads = prompt_heads or {}
         results: list[list[int] | None] = [None] * len(prompts)
         pending = iter(admission_order(prompts))
         slots: dict[int, _Slot] = {}
@@ -257,7 +283,7 @@ class GreedyDecoder:
                 if max_new_tokens[r] <= 0:
                     complete(s)
                     continue
-                slots[s].generated.append(self._prefill(prompts[r], s))
+                slots[s].generated.append(self._prefill(prompts[r], s, prompt_heads.get(r)))
                 if over(slots[s]):
                     complete(s)
             if not slots:

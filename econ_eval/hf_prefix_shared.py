@@ -23,13 +23,22 @@ In float32 its texts equal ``hf``'s (``tests/test_fast_generate.py``); in bf16 a
 as it does between ``hf`` at batch 1 and batch 8 — the benchmark counts both. Sampling, ``auto`` batch
 sizes, non-Llama models and GPUs use lm-eval's own ``generate_until``; ``fast_generate=false`` forces it.
 
+A ``_gen`` task asks for a greedy answer to the very prompt its multiple-choice twin scores (econ_classify and
+econ_classify_gen, econ_headlines and econ_headlines_gen ...), and lm-eval runs every log-likelihood request
+before any generation. When econ-hf knows the run's tasks (:meth:`PrefixSharedHFLM.expect_tasks`; the
+command line below tells it), the log-likelihood pass hands each such context's keys and values to the
+greedy decoder at once, and the generation pass later answers those requests from what was generated then
+— the same decoder, stop sequences and post-processing, without computing the prompt a second time.
+
 Run it through ``python -m econ_eval.lm_eval_cli --model econ-hf ...`` (lm-eval's own command line with
 this backend registered), which is what ``econ-eval evaluate`` runs by default.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +63,21 @@ class PrefixSharedHFLM(HFLM):
         super().__init__(*args, **kwargs)
         self.shared_prefix = _flag(shared_prefix)
         self.fast_generate = _flag(fast_generate)
+        self._run_tasks: list = []          # the run's lm-eval tasks (expect_tasks), to look ahead at generation
+        self._early_answers: dict[tuple[str, str], str] = {}  # greedy answers generated alongside log-likelihoods
+        self.answered_early = 0             # generation requests answered from _early_answers (for benchmarks)
+
+    def expect_tasks(self, tasks) -> None:
+        """Tell econ-hf the lm-eval task objects of the coming run (``lm_eval.evaluator.evaluate``'s
+        ``task_dict["tasks"].values()``): the log-likelihood pass then also answers the greedy generation
+        requests whose prompt it computes anyway (see the module docstring). Without it nothing changes."""
+        self._run_tasks = list(tasks)
+        self._early_answers.clear()
+
+    def _pending_generation(self) -> list:
+        """The run's generate_until requests lm-eval has built but not yet answered."""
+        return [inst for task in self._run_tasks for inst in (getattr(task, "instances", None) or [])
+                if inst.request_type == "generate_until" and not inst.resps]
 
     # ------------------------------------------------------------------ helpers
     def _base_causal_lm(self):
@@ -116,16 +140,22 @@ class PrefixSharedHFLM(HFLM):
 
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         batch_size = int(override_bs or (self.batch_size if str(self.batch_size).isdigit() else 1) or 1)
-        pbar = tqdm(total=len(requests), disable=(disable_tqdm or self.rank != 0),
-                    desc="Running loglikelihood requests (econ-hf, shared prefixes)")
+        alongside = self._generation_alongside(requests, groups)
+        desc = "Running loglikelihood requests (econ-hf, shared prefixes)"
+        if alongside is not None:
+            desc += f" + {alongside.planned} generations on the same prompts"
+        pbar = tqdm(total=len(requests), disable=(disable_tqdm or self.rank != 0), desc=desc)
         with torch.inference_mode(), self._autocast(), fast_generate.prepacked_linears(self.model, batch_size):
             for start in range(0, len(one_token), batch_size):
                 batch = one_token[start:start + batch_size]
-                self._score_one_token_batch(body, head, batch, results)
+                self._score_one_token_batch(body, head, batch, results, alongside)
                 pbar.update(sum(len(g.indices) for g in batch))
             for group in several:
-                self._score_shared_context(body, head, group, results)
+                self._score_shared_context(body, head, group, results, alongside)
                 pbar.update(len(group.indices))
+            if alongside is not None:
+                alongside.flush()
+                self._early_answers.update(alongside.answers)
         pbar.close()
         for (request_str, _, _), answer in zip(requests, results, strict=True):
             if request_str is not None:
@@ -151,6 +181,45 @@ class PrefixSharedHFLM(HFLM):
         ids, _ = self.tok_batch_encode([context], left_truncate_len=max_ctx_len, truncation=self.truncation)
         return ids[0].tolist()
 
+    def _greedy_requests(self, items) -> list[_GreedyRequest]:
+        """``(context, gen_kwargs)`` pairs as the decoder runs them: lm-eval's tokenisation and left truncation
+        to ``max_length - max_gen_toks``, its stop sequences plus the EOS string, ``max_gen_toks``."""
+        eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        out, by_kwargs = [], {}
+        for context, gen_kwargs in items:
+            key = _kwargs_key(gen_kwargs)
+            if key not in by_kwargs:
+                kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+                until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
+                max_gen_toks = kwargs.pop("max_gen_toks")
+                if self.max_length - max_gen_toks <= 0:
+                    raise ValueError(f"max_gen_toks {max_gen_toks} leaves no room for a context in the model's "
+                                     f"maximum length {self.max_length}")
+                lookback = max((len(self.tokenizer.encode(s, add_special_tokens=False)) for s in until), default=0) + 2
+                by_kwargs[key] = (until, max_gen_toks, lookback)
+            until, max_gen_toks, lookback = by_kwargs[key]
+            out.append(_GreedyRequest(context, gen_kwargs, key, self._encode_context(context, self.max_length - max_gen_toks),
+                                      max_gen_toks, until, lookback))
+        return out
+
+    def _decode_greedy(self, requests: list[_GreedyRequest], decoder, on_done=None, prompt_heads=None) -> list[str]:
+        """Run ``requests`` on ``decoder`` (a ``fast_generate.GreedyDecoder``); their texts as lm-eval
+        post-processes them (cut at the first stop sequence)."""
+        eos_ids = self.model.generation_config.eos_token_id if self.model.generation_config else None
+        eos_ids = set(eos_ids if isinstance(eos_ids, list) else [] if eos_ids is None else [eos_ids])
+
+        def finished(request: int, generated: list[int]) -> bool:
+            if generated[-1] in eos_ids:
+                return True
+            r = requests[request]
+            tail = self.tokenizer.decode(generated[-r.lookback:])
+            return any(s in tail for s in r.until)
+
+        generated = decoder.generate([r.prompt for r in requests], [r.max_gen_toks for r in requests], finished,
+                                     on_done=on_done, prompt_heads=prompt_heads)
+        return [postprocess_generated_text(generation=self.tok_decode(tokens), stop=r.until, think_end_token=None)
+                for tokens, r in zip(generated, requests, strict=True)]
+
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """lm-eval's ``generate_until`` for greedy requests on ``fast_generate.GreedyDecoder``.
 
@@ -158,58 +227,61 @@ class PrefixSharedHFLM(HFLM):
         head start together, see ``fast_generate.admission_order``), tokenisation, left truncation, stop
         sequences (plus the EOS token), ``max_gen_toks``, post-processing and cache entries as
         ``HFLM.generate_until``; ``batch_size`` sequences decode at once, a finished one's slot taking the
-        next request, whatever its kwargs group. Anything else (sampling, ``auto`` batch size, other architectures, GPUs)
-        runs lm-eval's own code.
+        next request, whatever its kwargs group. Requests already answered during the log-likelihood pass
+        (same context, same kwargs; see the module docstring) take that answer. Anything else (sampling,
+        ``auto`` batch size, other architectures, GPUs) runs lm-eval's own code.
         """
         if not self._fast_generate_applies(requests):
+            self._early_answers.clear()
             return super().generate_until(requests, disable_tqdm=disable_tqdm)
         width = int(self.batch_size)
         collator = Collator([r.args for r in requests], group_by="gen_kwargs", group_fn=lambda x: x[1],
                             sort_fn=lambda req: (-len(self.tok_encode(req[0])), req[0]))
-        eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
-        eos_ids = self.model.generation_config.eos_token_id if self.model.generation_config else None
-        eos_ids = set(eos_ids if isinstance(eos_ids, list) else [] if eos_ids is None else [eos_ids])
-        pbar = tqdm(total=len(requests), disable=(disable_tqdm or self.rank != 0),
-                    desc=f"Running generate_until requests (econ-hf, {width} at once)")
         # every kwargs group (in lm-eval's order) in ONE decoder run: the slots need not drain between groups
-        contexts, all_kwargs, prompts, limits, stops = [], [], [], [], []
-        for group in collator.get_batched(n=0):  # one list per distinct generation kwargs, in lm-eval's order
-            group_contexts, group_kwargs = zip(*group, strict=True)
-            kwargs = normalize_gen_kwargs(group_kwargs[0], self.max_gen_toks)
-            until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
-            max_gen_toks = kwargs.pop("max_gen_toks")
-            max_ctx_len = self.max_length - max_gen_toks
-            if max_ctx_len <= 0:
-                raise ValueError(f"max_gen_toks {max_gen_toks} leaves no room for a context in the model's "
-                                 f"maximum length {self.max_length}")
-            lookback = max((len(self.tokenizer.encode(s, add_special_tokens=False)) for s in until), default=0) + 2
-            for context, gen_kwargs in zip(group_contexts, group_kwargs, strict=True):
-                contexts.append(context)
-                all_kwargs.append(gen_kwargs)
-                prompts.append(self._encode_context(context, max_ctx_len))
-                limits.append(max_gen_toks)
-                stops.append((until, lookback))
-
-        def finished(request: int, generated: list[int]) -> bool:
-            if generated[-1] in eos_ids:
-                return True
-            until, lookback = stops[request]
-            tail = self.tokenizer.decode(generated[-lookback:])
-            return any(s in tail for s in until)
-
-        res = []
-        if prompts:
-            decoder = fast_generate.GreedyDecoder(self.model, width=width,
-                                                  max_positions=max(len(p) + k for p, k in zip(prompts, limits)))
+        ordered = [item for group in collator.get_batched(n=0) for item in group]
+        greedy = self._greedy_requests(ordered)
+        texts: list[str | None] = [self._early_answers.get((r.context, r.kwargs_key)) for r in greedy]
+        todo = [i for i, text in enumerate(texts) if text is None]
+        self.answered_early += len(texts) - len(todo)
+        self._early_answers.clear()
+        desc = f"Running generate_until requests (econ-hf, {width} at once)"
+        if len(todo) < len(texts):
+            desc += f"; {len(texts) - len(todo)} answered with the log-likelihoods"
+        pbar = tqdm(total=len(requests), initial=len(texts) - len(todo), disable=(disable_tqdm or self.rank != 0),
+                    desc=desc)
+        if todo:
+            decoder = fast_generate.GreedyDecoder(
+                self.model, width=width, max_positions=max(len(greedy[i].prompt) + greedy[i].max_gen_toks for i in todo))
             with torch.inference_mode(), fast_generate.prepacked_linears(self.model, width):
-                generated = decoder.generate(prompts, limits, finished, on_done=lambda _r, _g: pbar.update(1))
-            for tokens, context, gen_kwargs, (until, _) in zip(generated, contexts, all_kwargs, stops, strict=True):
-                text = postprocess_generated_text(generation=self.tok_decode(tokens), stop=until,
-                                                  think_end_token=None)
-                res.append(text)
-                self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
+                decoded = self._decode_greedy([greedy[i] for i in todo], decoder, on_done=lambda _r, _g: pbar.update(1))
+            for i, text in zip(todo, decoded, strict=True):
+                texts[i] = text
         pbar.close()
-        return collator.get_original(res)
+        for r, text in zip(greedy, texts, strict=True):
+            self.cache_hook.add_partial("generate_until", (r.context, r.gen_kwargs), text)
+        return collator.get_original(texts)
+
+    def _generation_alongside(self, requests, groups: list[_Group]) -> _GenerationAlongside | None:
+        """Plan the pending greedy generation requests whose context is one of these log-likelihood
+        contexts: each group gets the ones for its context(s) in ``group.twins``."""
+        if self.backend != "causal":
+            return None
+        pending = self._pending_generation()
+        if not pending or not self._fast_generate_applies(pending):
+            return None
+        by_context: dict[str, dict[str, dict]] = defaultdict(dict)
+        for inst in pending:
+            by_context[inst.args[0]][_kwargs_key(inst.args[1])] = inst.args[1]
+        planned = 0
+        for group in groups:
+            contexts = {requests[i][0][0] for i in group.indices if requests[i][0] is not None}
+            items = [(c, kw) for c in sorted(contexts & by_context.keys()) for kw in by_context[c].values()]
+            group.twins = self._greedy_requests(items) if items else []
+            planned += len(group.twins)
+        if not planned:
+            return None
+        width = int(self.batch_size) if str(self.batch_size).isdigit() else 1
+        return _GenerationAlongside(self, width, [r for g in groups for r in g.twins])
 
     def _prefix_and_next(self, head, hidden: torch.Tensor, group: _Group):
         """Score the group's common prefix from ``hidden`` (its positions, then the last extended position).
@@ -226,15 +298,17 @@ class PrefixSharedHFLM(HFLM):
             lp, greedy = 0.0, True
         return lp, greedy, logprobs[-1]
 
-    def _score_one_token_batch(self, body, head, batch: list[_Group], results) -> None:
+    def _score_one_token_batch(self, body, head, batch: list[_Group], results, alongside=None) -> None:
         """Groups whose continuations differ only in their last token: one right-padded forward for the batch.
 
         The head every context of the batch shares (at least the chat template's system turn, ~26 tokens)
-        runs once, and the rows' tails run on its cache."""
+        runs once, and the rows' tails run on its cache. Rows with generation requests on the same prompt
+        hand their keys and values to ``alongside``."""
         rows = [g.extended for g in batch]
         shared = min(min(g.first_scored for g in batch),
                      min(fast_generate.common_prefix(rows[0], r) for r in rows))
         width = max(len(r) for r in rows)
+        keep = alongside is not None and any(g.twins for g in batch)
         if len(batch) > 1 and shared >= fast_generate.MIN_REUSED_TOKENS:
             cache = body(input_ids=torch.tensor([rows[0][:shared]], device=self.device),
                          use_cache=True).past_key_values
@@ -243,7 +317,11 @@ class PrefixSharedHFLM(HFLM):
             hidden = body(input_ids=tails, past_key_values=cache, use_cache=True).last_hidden_state
         else:
             shared = 0
-            hidden = body(input_ids=self._right_padded(rows, width), use_cache=False).last_hidden_state
+            out = body(input_ids=self._right_padded(rows, width), use_cache=keep)
+            hidden, cache = out.last_hidden_state, out.past_key_values
+        if keep:
+            for row, group in enumerate(batch):
+                alongside.add(group, [(k[row], v[row]) for k, v in _cache_layers(cache)])
         for row, group in enumerate(batch):
             scored = hidden[row, group.first_scored - shared:len(group.extended) - shared]
             lp, greedy, nxt = self._prefix_and_next(head, scored, group)
@@ -251,9 +329,11 @@ class PrefixSharedHFLM(HFLM):
             for i, rest in zip(group.indices, group.rests, strict=True):
                 results[i] = (lp + float(nxt[rest[0]]), greedy and best == rest[0])
 
-    def _score_shared_context(self, body, head, group: _Group, results) -> None:
+    def _score_shared_context(self, body, head, group: _Group, results, alongside=None) -> None:
         """One context, longer continuations: run it once, then all continuations from its KV cache."""
         out = body(input_ids=torch.tensor([list(group.extended)], device=self.device), use_cache=True)
+        if alongside is not None and group.twins:  # taken before the continuations extend the cache
+            alongside.add(group, [(k[0], v[0]) for k, v in _cache_layers(out.past_key_values)])
         lp, greedy, nxt = self._prefix_and_next(head, out.last_hidden_state[0, group.first_scored:], group)
         longest = max(len(r) for r in group.rests) - 1
         later = None
@@ -276,6 +356,102 @@ class PrefixSharedHFLM(HFLM):
             results[i] = (total, ok)
 
 
+def preview_run_tasks() -> None:
+    """Make ``lm_eval.evaluator.evaluate`` hand an econ-hf model the run's tasks (:meth:`PrefixSharedHFLM.expect_tasks`)
+    before it sends any request, so that its log-likelihood pass can answer the greedy generation requests on
+    the same prompts. Call it before ``simple_evaluate``/``cli_evaluate`` (``econ_eval.lm_eval_cli`` does);
+    other models are passed through untouched. Idempotent."""
+    import functools
+
+    import lm_eval.evaluator as evaluator
+
+    original = evaluator.evaluate
+    if getattr(original, "econ_hf_preview", False):
+        return
+
+    @functools.wraps(original)
+    def evaluate(*args, **kwargs):
+        lm = kwargs.get("lm", args[0] if args else None)
+        task_dict = kwargs.get("task_dict", args[1] if len(args) > 1 else None)
+        model = getattr(lm, "lm", lm)  # under lm-eval's CachingLM (--use_cache)
+        if isinstance(model, PrefixSharedHFLM) and isinstance(task_dict, dict):
+            model.expect_tasks(run_task_objects(task_dict))
+        return original(*args, **kwargs)
+
+    evaluate.econ_hf_preview = True
+    evaluator.evaluate = evaluate
+
+
+def run_task_objects(task_dict: dict) -> list:
+    """The task objects of an lm-eval task dict (``TaskManager.load``'s, or ``get_task_dict``'s nested one)."""
+    if isinstance(task_dict.get("tasks"), dict):
+        return list(task_dict["tasks"].values())
+    found = []
+    for value in task_dict.values():
+        if isinstance(value, dict):
+            found += run_task_objects(value)
+        elif hasattr(value, "OUTPUT_TYPE"):
+            found.append(value)
+    return found
+
+
+def _kwargs_key(gen_kwargs) -> str:
+    """A generation-kwargs dict as a hashable key."""
+    return json.dumps(gen_kwargs, sort_keys=True, default=str)
+
+
+def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every layer's (keys, values), each (batch, kv_heads, positions, head_dim), of a transformers cache."""
+    layers = getattr(cache, "layers", None)
+    return [fast_generate._layer_kv(cache, i) for i in range(len(layers) if layers is not None else len(cache))]
+
+
+@dataclass(frozen=True)
+class _GreedyRequest:
+    """One greedy generation request as the decoder runs it (see ``PrefixSharedHFLM._greedy_requests``)."""
+
+    context: str
+    gen_kwargs: dict
+    kwargs_key: str
+    prompt: list[int]
+    max_gen_toks: int
+    until: list[str]
+    lookback: int
+
+
+class _GenerationAlongside:
+    """Greedy generation requests answered during the log-likelihood pass over the same prompt.
+
+    Each context's keys and values (``add``) go to a ``fast_generate.GreedyDecoder`` as a ``PromptHead``;
+    they are queued and decoded ``4 x width`` at a time (continuous batching within a flush), so the
+    batches the log-likelihood pass holds on to stay small."""
+
+    def __init__(self, lm: PrefixSharedHFLM, width: int, requests: list[_GreedyRequest]):
+        self.lm, self.width = lm, width
+        self.planned = len(requests)
+        self.decoder = fast_generate.GreedyDecoder(lm.model, width=width,
+                                                   max_positions=max(len(r.prompt) + r.max_gen_toks for r in requests))
+        self.queue: list[tuple[_GreedyRequest, fast_generate.PromptHead]] = []
+        self.answers: dict[tuple[str, str], str] = {}
+
+    def add(self, group: _Group, layers) -> None:
+        """``group``'s context was just computed: ``layers`` holds its keys and values (``group.extended``)."""
+        for request in group.twins:
+            self.queue.append((request, fast_generate.PromptHead(group.extended, layers)))
+        if len(self.queue) >= 4 * self.width:
+            self.flush()
+
+    def flush(self) -> None:
+        """Decode what is queued."""
+        if not self.queue:
+            return
+        requests = [r for r, _ in self.queue]
+        heads = {i: head for i, (_, head) in enumerate(self.queue)}
+        texts = self.lm._decode_greedy(requests, self.decoder, prompt_heads=heads)
+        self.answers.update({(r.context, r.kwargs_key): t for r, t in zip(requests, texts, strict=True)})
+        self.queue.clear()
+
+
 def _flag(value) -> bool:
     """A model argument's boolean (lm-eval passes ``key=value`` strings through)."""
     return str(value).lower() not in ("false", "0", "no")
@@ -294,6 +470,7 @@ class _Group:
         self.extended = tuple(context) + tuple(prefix)
         self.first_scored = len(context) - 1  # the position whose output predicts the first prefix/rest token
         self.one_token_rests = all(len(r) == 1 for r in rests)
+        self.twins: list[_GreedyRequest] = []  # generation requests on this context (answered alongside)
 
     @classmethod
     def plan(cls, context, indices, continuations):

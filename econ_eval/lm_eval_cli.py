@@ -20,7 +20,9 @@ def main() -> None:
     try:  # a Ctrl-C while lm-eval and torch are still being imported ends the same clean way
         from lm_eval.__main__ import cli_evaluate
 
-        from . import hf_prefix_shared  # noqa: F401  (registers the econ-hf model)
+        from . import hf_prefix_shared  # registers the econ-hf model
+
+        hf_prefix_shared.preview_run_tasks()  # econ-hf answers _gen twins during the log-likelihood pass
 
         if only_econ_tasks(sys.argv[1:]):
             skip_lm_eval_task_index()

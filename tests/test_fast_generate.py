@@ -77,6 +77,37 @@ def test_decoder_reuses_shared_prompt_heads_token_for_token(tiny_llama):
         assert dec.reused_tokens == 2 * 42 and dec.prefilled_tokens == total - dec.reused_tokens
 
 
+def test_decoder_takes_a_prompt_head_computed_elsewhere_token_for_token(tiny_llama):
+    """Keys and values a caller already holds (econ-hf's log-likelihood pass, in a right-padded batch or
+    extended past the prompt) are copied instead of recomputed; only the part agreeing with the prompt is
+    used, never its last token, and the tokens decoded are generate()'s."""
+    prompts = [[1, 2] + HEAD + [80, 81], [1, 2, 90, 91, 92, 93, 94, 95, 6, 5, 8, 9], [3, 4, 5]]
+    n = [7, 5, 6]
+    ref = [_reference(tiny_llama, p, k) for p, k in zip(prompts, n, strict=True)]
+    # the caller's batch: row 0 ran the prompt plus one more token, row 1 the prompt's first 9 tokens then
+    # other ones, right-padded to the longest row
+    rows = [prompts[0] + [7], prompts[1][:9] + [40, 41]]
+    width = max(map(len, rows))
+    padded = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    with torch.inference_mode():
+        cache = tiny_llama(input_ids=padded, use_cache=True).past_key_values
+    layers = [fast_generate._layer_kv(cache, i) for i in range(len(tiny_llama.model.layers))]
+    heads = {0: fast_generate.PromptHead(rows[0], [(k[0], v[0]) for k, v in layers]),
+             1: fast_generate.PromptHead(rows[1], [(k[1], v[1]) for k, v in layers]),
+             2: fast_generate.PromptHead([3, 4], [(k[1], v[1]) for k, v in layers])}  # too short to bother
+    for width_ in (1, 3):
+        dec = fast_generate.GreedyDecoder(tiny_llama, width=width_, max_positions=64)
+        assert dec.generate(prompts, n, lambda r, g: False, prompt_heads=heads) == ref
+        # prompt 0: all but its last token (43 of 44); prompt 1: its 9 tokens shared with row 1; prompt 2: none
+        assert dec.reused_tokens == 43 + 9
+        assert dec.prefilled_tokens == sum(map(len, prompts)) - dec.reused_tokens
+    # a head whose tokens disagree with the prompt from the start is not used
+    dec = fast_generate.GreedyDecoder(tiny_llama, width=2, max_positions=64)
+    wrong = {0: fast_generate.PromptHead([9] + rows[0][1:], heads[0].layers)}
+    assert dec.generate(prompts[:1], n[:1], lambda r, g: False, prompt_heads=wrong) == ref[:1]
+    assert dec.reused_tokens == 0
+
+
 def test_admission_order_keeps_prompts_with_a_long_shared_head_together():
     assert fast_generate.admission_order(SHARED) == [0, 2, 5, 1, 3, 4]
     # what every prompt shares (a chat template's system turn) does not regroup anything

@@ -160,3 +160,68 @@ def test_lm_eval_cli_skips_lm_eval_builtin_tasks_only_for_econ_runs():
     assert not only_econ_tasks(["--tasks", "econ,mmlu"])
     assert not only_econ_tasks(["--model", "hf"])  # no --tasks: lm-eval's own handling
 
+
+
+GEN_KWARGS = {"until": ["\n\n", "<|im_end|>"], "max_gen_toks": 16, "do_sample": False}
+CLASSIFY = (f"{SYSTEM}Abstract: We estimate the effect of minimum wages on teen employment with a synthetic control "
+            "design across US states. Which arXiv category does this economics paper belong to: Econometrics, "
+            "General Economics or Theoretical Economics?<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.mark.slow
+def test_econ_hf_answers_generation_twins_during_the_loglikelihood_pass(model_dir):
+    """A generation request on a context the log-likelihood pass computes (a _gen task's twin) is answered
+    from that pass's keys and values, with the text lm-eval's hf generates; the others are generated as usual."""
+    from types import SimpleNamespace
+
+    from lm_eval.api.instance import Instance
+
+    hf, fast = _models(model_dir)
+    pairs = [(c, f" {a}") for c in HEADLINES[:4] for a in ("No", "Yes")]  # one-token rests, batched
+    pairs += [(CLASSIFY, f" {name}") for name in ("Econometrics", "General Economics", "Theoretical Economics")]
+    ll = _instances(pairs)
+    gen_contexts = HEADLINES[:4] + [CLASSIFY, CHAT]  # CHAT has no log-likelihood twin here
+    gen = [Instance(request_type="generate_until", doc={}, arguments=(c, dict(GEN_KWARGS)), idx=i)
+           for i, c in enumerate(gen_contexts)]
+    fast.expect_tasks([SimpleNamespace(instances=gen)])
+    _assert_close(hf.loglikelihood(_instances(pairs)), fast.loglikelihood(ll))
+    assert len(fast._early_answers) == 5
+    got = fast.generate_until(gen)
+    assert fast.answered_early == 5 and not fast._early_answers
+    assert got == hf.generate_until(gen)
+    assert all(got) and len(set(got)) > 1
+    # answered requests are no longer pending: a second log-likelihood pass plans nothing
+    for inst, text in zip(gen, got, strict=True):
+        inst.resps.append(text)
+    fast.loglikelihood(_instances(pairs))
+    assert not fast._early_answers
+
+
+@pytest.mark.slow
+def test_lm_eval_evaluator_tells_econ_hf_the_run_tasks(model_dir, bundle_env):
+    """Through lm-eval's own evaluator: with the preview installed, econ_classify's log-likelihood pass
+    answers econ_classify_gen's requests (the same documents and prompts), and the run's generations are
+    the ones it makes without."""
+    import lm_eval.evaluator
+    from lm_eval.tasks import TaskManager
+
+    from econ_eval.config import tasks_dir
+    from econ_eval.hf_prefix_shared import PrefixSharedHFLM, preview_run_tasks
+
+    preview_run_tasks()
+    preview_run_tasks()  # idempotent: one wrapper
+    assert lm_eval.evaluator.evaluate.__wrapped__.__name__ == "evaluate"
+    assert not hasattr(lm_eval.evaluator.evaluate.__wrapped__, "econ_hf_preview")
+    tm = TaskManager(include_path=str(tasks_dir()), include_defaults=False)
+    lm = PrefixSharedHFLM(pretrained=model_dir, device="cpu", dtype="float32", batch_size=4)
+
+    def generations(evaluate):
+        out = evaluate(lm=lm, task_dict=tm.load(["econ_classify", "econ_classify_gen"]), limit=6,
+                       apply_chat_template=True, bootstrap_iters=0, log_samples=True)
+        return [s["resps"] for s in out["samples"]["econ_classify_gen"]]
+
+    with_preview = generations(lm_eval.evaluator.evaluate)
+    early = lm.answered_early
+    without = generations(lm_eval.evaluator.evaluate.__wrapped__)
+    assert early == 6 and lm.answered_early == early  # all 6 with the preview, none without
+    assert with_preview == without and len(with_preview) == 6
