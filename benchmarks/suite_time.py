@@ -4,7 +4,8 @@ Times every task of ``--tasks 'econ_*'`` separately on its first ``--limit`` tes
 econ-eval defaults (one model load: econ-hf, bfloat16, ``--batch-size``, chat template), scales each to
 its full test split (seconds per document x test documents; each task runs once on one document first, so a
 one-time cost such as building econ_qa_rag's retrieval index is not scaled up), and adds them up: the full suite's
-predicted wall time without start-up. Then proposes test sizes that fit ``--budget-min`` by shrinking
+predicted wall time without start-up. A ``_gen`` task runs with its multiple-choice twin, as in a full run (econ-hf
+then answers it during the twin's log-likelihood pass); its cost is the pair's time less the twin's own. Then proposes test sizes that fit ``--budget-min`` by shrinking
 the costliest tasks first (no task below ``--floor`` documents unless it already has fewer), each with
 the 95% interval half-width it would give — the published runs' widest interval for the task (over the
 LLM systems of ``results/leaderboard.json``) scaled by sqrt(n / n').
@@ -115,35 +116,44 @@ def main(argv=None) -> int:
         return 0
 
     import torch
-    from lm_eval.evaluator import evaluate
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
-    from econ_eval.hf_prefix_shared import PrefixSharedHFLM
+    from econ_eval.hf_prefix_shared import PrefixSharedHFLM, preview_run_tasks
     from econ_eval.models import fetch_model
+
+    preview_run_tasks()  # as econ-eval evaluate runs: _gen twins answered during the log-likelihood pass
+    from lm_eval.evaluator import evaluate
 
     names = [t.strip() for t in args.tasks.split(",") if t.strip()]
     path = str(fetch_model("smollm2-135m", log=lambda m: None))
     lm = PrefixSharedHFLM(pretrained=path, device="cpu", batch_size=args.batch_size, dtype=DEFAULT_DTYPE)
     tm = TaskManager(include_path=str(tasks_dir()), verbosity="ERROR")
 
-    def run(task: str, limit: int) -> float:
+    def run(tasks: list[str], limit: int) -> float:
         t = time.perf_counter()
-        evaluate(lm, get_task_dict([task], tm), limit=limit, apply_chat_template=True, bootstrap_iters=0,
+        evaluate(lm=lm, task_dict=tm.load(tasks), limit=limit, apply_chat_template=True, bootstrap_iters=0,
                  verbosity="ERROR")
         return time.perf_counter() - t
 
-    run("econ_signal", 2)  # warm-up
+    run(["econ_signal"], 2)  # warm-up
     widths = published_half_widths(results_dir() / "leaderboard.json")
-    rows, per_doc, sizes = [], {}, {}
-    for task in names:
+    rows, per_doc, sizes, walls = [], {}, {}, {}
+    twins = {t: registry.multiple_choice_twin(t) for t in names}
+    # a generation task whose multiple-choice twin is in the suite runs with it (econ-hf answers it during the
+    # twin's log-likelihood pass): its cost is the pair's time less the twin's own, so twins are timed first
+    for task in sorted(names, key=lambda t: twins[t] in names):
         n = test_size(task)
         limit = min(args.limit, n)
-        print(f"{task}: {limit} of {n} documents ...", flush=True)
-        run(task, 1)  # one-time costs out of the per-document rate (e.g. econ_qa_rag's retrieval index, built once)
-        wall = run(task, limit)
-        per_doc[task], sizes[task] = wall / limit, n
-        rows.append({"task": task, "output_type": registry.TASKS[task].output_type, "timed_docs": limit,
-                     "wall_s": round(wall, 2), "s_per_doc": round(wall / limit, 3), "test_docs": n,
+        with_twin = [twins[task]] if twins[task] in names else []
+        print(f"{task}: {limit} of {n} documents{' (with ' + with_twin[0] + ')' if with_twin else ''} ...", flush=True)
+        run(with_twin + [task], 1)  # one-time costs out of the per-document rate (econ_qa_rag's retrieval index)
+        wall = run(with_twin + [task], limit)
+        row = {"task": task, "output_type": registry.TASKS[task].output_type, "timed_docs": limit}
+        if with_twin:
+            row.update(timed_with=with_twin[0], pair_wall_s=round(wall, 2))
+            wall = max(wall - walls[with_twin[0]], 0.0)
+        walls[task], per_doc[task], sizes[task] = wall, wall / limit, n
+        rows.append({**row, "wall_s": round(wall, 2), "s_per_doc": round(wall / limit, 3), "test_docs": n,
                      "predicted_full_s": round(wall / limit * n, 1)})
     total_s = sum(r["predicted_full_s"] for r in rows)
     proposal = propose_sizes(per_doc, sizes, args.budget_min * 60, args.floor)
@@ -159,8 +169,9 @@ def main(argv=None) -> int:
               "predicted_full_suite_min": round(total_s / 60, 1), "budget_min": args.budget_min, "floor": args.floor,
               "proposed_suite_min": round(sum(r["proposed_s"] for r in rows) / 60, 1),
               "note": "seconds per document measured on the first --limit test documents of each task, one task at "
-                      "a time, one model load (no start-up counted); half-widths: widest published 95% interval "
-                      "of an LLM system, scaled by sqrt(n/n')"}
+                      "a time (a _gen task with its multiple-choice twin, less the twin's own time: econ-hf answers "
+                      "it during the twin's log-likelihood pass), one model load (no start-up counted); "
+                      "half-widths: widest published 95% interval of an LLM system, scaled by sqrt(n/n')"}
     if previous.is_file() and "measured_full_suite" in json.loads(previous.read_text()):
         report["measured_full_suite"] = json.loads(previous.read_text())["measured_full_suite"]  # kept: a run
     publish(report, args.output, [("task", "task", ""), ("s/doc", "s_per_doc", ".3f"), ("test docs", "test_docs", "d"),

@@ -359,8 +359,11 @@ class PrefixSharedHFLM(HFLM):
 def preview_run_tasks() -> None:
     """Make ``lm_eval.evaluator.evaluate`` hand an econ-hf model the run's tasks (:meth:`PrefixSharedHFLM.expect_tasks`)
     before it sends any request, so that its log-likelihood pass can answer the greedy generation requests on
-    the same prompts. Call it before ``simple_evaluate``/``cli_evaluate`` (``econ_eval.lm_eval_cli`` does);
-    other models are passed through untouched. Idempotent."""
+    the same prompts. lm-eval sends each request type in the order of the first task that asks for it, so
+    for econ-hf the tasks are put in an order where log-likelihood tasks come first (``econ`` starts with
+    econ_titles; results and samples are the same in any order). Call it before
+    ``simple_evaluate``/``cli_evaluate`` (``econ_eval.lm_eval_cli`` does); other models are passed through
+    untouched. Idempotent."""
     import functools
 
     import lm_eval.evaluator as evaluator
@@ -371,15 +374,32 @@ def preview_run_tasks() -> None:
 
     @functools.wraps(original)
     def evaluate(*args, **kwargs):
-        lm = kwargs.get("lm", args[0] if args else None)
-        task_dict = kwargs.get("task_dict", args[1] if len(args) > 1 else None)
+        args = list(args)
+        lm = kwargs["lm"] if "lm" in kwargs else (args[0] if args else None)
         model = getattr(lm, "lm", lm)  # under lm-eval's CachingLM (--use_cache)
+        by_name = "task_dict" in kwargs
+        task_dict = kwargs["task_dict"] if by_name else (args[1] if len(args) > 1 else None)
         if isinstance(model, PrefixSharedHFLM) and isinstance(task_dict, dict):
+            task_dict = loglikelihood_tasks_first(task_dict)
+            if by_name:
+                kwargs["task_dict"] = task_dict
+            else:
+                args[1] = task_dict
             model.expect_tasks(run_task_objects(task_dict))
         return original(*args, **kwargs)
 
     evaluate.econ_hf_preview = True
     evaluator.evaluate = evaluate
+
+
+def loglikelihood_tasks_first(task_dict: dict) -> dict:
+    """``TaskManager.load``'s task dict with its generation tasks after the others (stable otherwise), so that
+    lm-eval sends the log-likelihood requests first; a nested ``get_task_dict`` dict is returned as it is."""
+    tasks = task_dict.get("tasks")
+    if not isinstance(tasks, dict):
+        return task_dict
+    ordered = sorted(tasks.items(), key=lambda item: getattr(item[1], "OUTPUT_TYPE", None) == "generate_until")
+    return {**task_dict, "tasks": dict(ordered)}
 
 
 def run_task_objects(task_dict: dict) -> list:

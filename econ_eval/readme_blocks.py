@@ -204,7 +204,9 @@ def suite_time_block(root: Path) -> str:
               f"it has fewer): {doc['proposed_suite_min']} min; {doc['budget_min']:g} min allows about "
               f"{doc['budget_min'] * 60 / per_doc_all:.0f} documents a task.",
               f"- Measured {doc['created']} on the first {doc['limit']} test documents of each task, scaled to "
-              "its test size."]
+              "its test size" + ("; a `_gen` task's time is what it adds to a run of its multiple-choice twin "
+                                 "(econ-hf answers it during the twin's log-likelihood pass)."
+                                 if any(r.get("timed_with") for r in doc["rows"]) else ".")]
     run = doc.get("measured_full_suite")
     if run:
         machine = run.get("machine") or {}

@@ -245,6 +245,18 @@ def names(**flags) -> list[str]:
     return [t.name for t in TASKS.values() if all(getattr(t, k) == v for k, v in flags.items())]
 
 
+def multiple_choice_twin(name: str) -> str | None:
+    """The multiple-choice task that scores the very prompts a generation task answers (``econ_classify`` for
+    ``econ_classify_gen``; both lite or both full), or None. Run together, econ-hf answers the generation
+    requests during the twin's log-likelihood pass (``econ_eval/hf_prefix_shared.py``)."""
+    spec = task(name)
+    if spec.output_type != "generate_until":
+        return None
+    return next((t.name for t in TASKS.values() if t.output_type == "multiple_choice"
+                 and t.bundle_task == spec.bundle_task and t.prompt is spec.prompt
+                 and (t.lite_of is None) == (spec.lite_of is None)), None)
+
+
 def bundle_folders() -> list[str]:
     """Every bundle folder a task reads, in table order."""
     return list(dict.fromkeys(t.bundle_task for t in TASKS.values()))

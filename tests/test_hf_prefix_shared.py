@@ -200,8 +200,8 @@ def test_econ_hf_answers_generation_twins_during_the_loglikelihood_pass(model_di
 @pytest.mark.slow
 def test_lm_eval_evaluator_tells_econ_hf_the_run_tasks(model_dir, bundle_env):
     """Through lm-eval's own evaluator: with the preview installed, econ_classify's log-likelihood pass
-    answers econ_classify_gen's requests (the same documents and prompts), and the run's generations are
-    the ones it makes without."""
+    answers econ_classify_gen's requests (the same documents and prompts) even when the generation task
+    comes first, and the run's generations and scores are the ones it makes without."""
     import lm_eval.evaluator
     from lm_eval.tasks import TaskManager
 
@@ -216,12 +216,13 @@ def test_lm_eval_evaluator_tells_econ_hf_the_run_tasks(model_dir, bundle_env):
     lm = PrefixSharedHFLM(pretrained=model_dir, device="cpu", dtype="float32", batch_size=4)
 
     def generations(evaluate):
-        out = evaluate(lm=lm, task_dict=tm.load(["econ_classify", "econ_classify_gen"]), limit=6,
+        # the generation task named first: lm-eval would then send its requests first
+        out = evaluate(lm=lm, task_dict=tm.load(["econ_classify_gen", "econ_classify"]), limit=6,
                        apply_chat_template=True, bootstrap_iters=0, log_samples=True)
-        return [s["resps"] for s in out["samples"]["econ_classify_gen"]]
+        return [s["resps"] for s in out["samples"]["econ_classify_gen"]], out["results"]
 
     with_preview = generations(lm_eval.evaluator.evaluate)
     early = lm.answered_early
     without = generations(lm_eval.evaluator.evaluate.__wrapped__)
     assert early == 6 and lm.answered_early == early  # all 6 with the preview, none without
-    assert with_preview == without and len(with_preview) == 6
+    assert with_preview == without and len(with_preview[0]) == 6  # the same generations and scores

@@ -31,6 +31,19 @@ def test_wildcard_selects_every_task():
     assert "econ" in tm.all_groups and "econ_qa_rag" not in SUITE_TASKS  # the group is the leaderboard suite
 
 
+def test_generation_tasks_know_their_multiple_choice_twin():
+    from econ_eval import tasks
+
+    assert tasks.multiple_choice_twin("econ_classify_gen") == "econ_classify"
+    assert tasks.multiple_choice_twin("econ_headlines_gen") == "econ_headlines"
+    assert tasks.multiple_choice_twin("econlite_signal_gen") == "econlite_signal"  # lite with lite
+    assert tasks.multiple_choice_twin("econ_titles") is None and tasks.multiple_choice_twin("econ_classify") is None
+    for name in tasks.TASKS:
+        twin = tasks.multiple_choice_twin(name)
+        if twin:  # the twin scores the very prompt the generation task answers
+            assert tasks.task(twin).prompt is tasks.task(name).prompt and name == twin + "_gen"
+
+
 def test_task_docs_and_prompts(bundle_env):
     from lm_eval.tasks import TaskManager, get_task_dict
 
