@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from econ_eval import fast_generate
 from econ_eval.config import REPO_ROOT
 from econ_eval.evaluate import EvalSpec, lm_eval_command
 
@@ -184,8 +185,17 @@ def test_econ_hf_answers_generation_twins_during_the_loglikelihood_pass(model_di
     gen = [Instance(request_type="generate_until", doc={}, arguments=(c, dict(GEN_KWARGS)), idx=i)
            for i, c in enumerate(gen_contexts)]
     fast.expect_tasks([SimpleNamespace(instances=gen)])
-    _assert_close(hf.loglikelihood(_instances(pairs)), fast.loglikelihood(ll))
+    decoders = []
+    original = fast_generate.GreedyDecoder.generate
+    fast_generate.GreedyDecoder.generate = lambda self, *a, **k: decoders.append(self) or original(self, *a, **k)
+    try:
+        _assert_close(hf.loglikelihood(_instances(pairs)), fast.loglikelihood(ll))
+    finally:
+        fast_generate.GreedyDecoder.generate = original
     assert len(fast._early_answers) == 5
+    # the prompts were not computed again: each ran at most its last token or two through the model
+    assert decoders and sum(d.prefilled_tokens for d in set(decoders)) <= 2 * 5
+    assert sum(d.reused_tokens for d in set(decoders)) > sum(len(fast.tok_encode(c)) for c in gen_contexts[:5]) - 10
     got = fast.generate_until(gen)
     assert fast.answered_early == 5 and not fast._early_answers
     assert got == hf.generate_until(gen)
