@@ -239,9 +239,8 @@ class PrefixSharedHFLM(HFLM):
                             sort_fn=lambda req: (-len(self.tok_encode(req[0])), req[0]))
         # every kwargs group (in lm-eval's order) in ONE decoder run: the slots need not drain between groups
         ordered = [item for group in collator.get_batched(n=0) for item in group]
-        greedy = self._greedy_requests(ordered)
-        texts: list[str | None] = [self._early_answers.get((r.context, r.kwargs_key)) for r in greedy]
-        todo = [i for i, text in enumerate(texts) if text is None]
+        texts: list[str | None] = [self._early_answers.get((c, _kwargs_key(kw))) for c, kw in ordered]
+        todo = [i for i, text in enumerate(texts) if text is None]  # only these are tokenised and decoded
         self.answered_early += len(texts) - len(todo)
         self._early_answers.clear()
         desc = f"Running generate_until requests (econ-hf, {width} at once)"
@@ -250,15 +249,16 @@ class PrefixSharedHFLM(HFLM):
         pbar = tqdm(total=len(requests), initial=len(texts) - len(todo), disable=(disable_tqdm or self.rank != 0),
                     desc=desc)
         if todo:
+            greedy = self._greedy_requests([ordered[i] for i in todo])
             decoder = fast_generate.GreedyDecoder(
-                self.model, width=width, max_positions=max(len(greedy[i].prompt) + greedy[i].max_gen_toks for i in todo))
+                self.model, width=width, max_positions=max(len(r.prompt) + r.max_gen_toks for r in greedy))
             with torch.inference_mode(), fast_generate.prepacked_linears(self.model, width):
-                decoded = self._decode_greedy([greedy[i] for i in todo], decoder, on_done=lambda _r, _g: pbar.update(1))
+                decoded = self._decode_greedy(greedy, decoder, on_done=lambda _r, _g: pbar.update(1))
             for i, text in zip(todo, decoded, strict=True):
                 texts[i] = text
         pbar.close()
-        for r, text in zip(greedy, texts, strict=True):
-            self.cache_hook.add_partial("generate_until", (r.context, r.gen_kwargs), text)
+        for (context, gen_kwargs), text in zip(ordered, texts, strict=True):
+            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
         return collator.get_original(texts)
 
     def _generation_alongside(self, requests, groups: list[_Group]) -> _GenerationAlongside | None:
@@ -272,16 +272,19 @@ class PrefixSharedHFLM(HFLM):
         by_context: dict[str, dict[str, dict]] = defaultdict(dict)
         for inst in pending:
             by_context[inst.args[0]][_kwargs_key(inst.args[1])] = inst.args[1]
-        planned = 0
+        items, owners = [], []  # every planned (context, kwargs), and the group that computes its context
         for group in groups:
             contexts = {requests[i][0][0] for i in group.indices if requests[i][0] is not None}
-            items = [(c, kw) for c in sorted(contexts & by_context.keys()) for kw in by_context[c].values()]
-            group.twins = self._greedy_requests(items) if items else []
-            planned += len(group.twins)
-        if not planned:
+            for c in sorted(contexts & by_context.keys()):
+                items += [(c, kw) for kw in by_context[c].values()]
+                owners += [group] * len(by_context[c])
+        if not items:
             return None
+        planned = self._greedy_requests(items)  # one call: stop sequences prepared once per kwargs
+        for group, request in zip(owners, planned, strict=True):
+            group.twins.append(request)
         width = int(self.batch_size) if str(self.batch_size).isdigit() else 1
-        return _GenerationAlongside(self, width, [r for g in groups for r in g.twins])
+        return _GenerationAlongside(self, width, planned)
 
     def _prefix_and_next(self, head, hidden: torch.Tensor, group: _Group):
         """Score the group's common prefix from ``hidden`` (its positions, then the last extended position).
