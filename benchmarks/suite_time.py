@@ -4,10 +4,10 @@ Times every task of ``--tasks 'econ_*'`` separately on its first ``--limit`` tes
 econ-eval defaults (one model load: econ-hf, bfloat16, ``--batch-size``, chat template), scales each to
 its full test split (seconds per document x test documents; each task runs once on one document first, so a
 one-time cost such as building econ_qa_rag's retrieval index is not scaled up), and adds them up: the full suite's
-predicted wall time without start-up. A ``_gen`` task runs with its multiple-choice twin, as in a full run (econ-hf
-then answers it during the twin's log-likelihood pass); its cost is the pair's time less the twin's own. Then proposes test sizes that fit ``--budget-min`` by shrinking
-the costliest tasks first (no task below ``--floor`` documents unless it already has fewer), each with
-the 95% interval half-width it would give — the published runs' widest interval for the task (over the
+predicted wall time without start-up. A ``_gen`` task runs with its multiple-choice twin, as in a full run
+(econ-hf then answers it during the twin's log-likelihood pass); its cost is the pair's time less the twin's
+own. Then proposes test sizes that fit ``--budget-min`` by shrinking the costliest tasks first (no task below
+``--floor`` documents unless it already has fewer), each with the 95% interval half-width it would give — the published runs' widest interval for the task (over the
 LLM systems of ``results/leaderboard.json``) scaled by sqrt(n / n').
 
     OMP_NUM_THREADS=2 python benchmarks/suite_time.py [--limit 32] [--budget-min 15]

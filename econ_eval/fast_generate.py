@@ -186,9 +186,7 @@ class GreedyDecoder:
                                                  for i in range(len(self.layers))], config=self.lm.config)
         ids = torch.tensor([list(tokens[reused:])], dtype=torch.long)
         out = self.lm(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
-        for i in range(len(self.layers)):
-            k, v = _layer_kv(cache, i)
+        for i, (k, v) in enumerate(cache_layers(out.past_key_values)):
             self.keys[i][slot, :, reused:n].copy_(k[0, :, reused:n])
             self.values[i][slot, :, reused:n].copy_(v[0, :, reused:n])
         self._last = (slot, tokens)
@@ -334,9 +332,10 @@ def admission_order(prompts: Sequence[Sequence[int]], min_extra: int = MIN_SHARE
     return [i for group in sorted(members.values(), key=lambda m: m[0]) for i in group]
 
 
-def _layer_kv(cache, i: int):
-    """Keys and values of layer ``i`` from a transformers ``Cache`` (v5 layers API or legacy tuples)."""
+def cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every layer's (keys, values), each (batch, kv_heads, positions, head_dim), of a transformers ``Cache``
+    (v5 layers API or legacy tuples)."""
     layers = getattr(cache, "layers", None)
     if layers is not None:
-        return layers[i].keys, layers[i].values
-    return cache[i]
+        return [(layer.keys, layer.values) for layer in layers]
+    return [cache[i] for i in range(len(cache))]

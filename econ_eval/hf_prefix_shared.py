@@ -324,7 +324,7 @@ class PrefixSharedHFLM(HFLM):
             hidden, cache = out.last_hidden_state, out.past_key_values
         if keep:
             for row, group in enumerate(batch):
-                alongside.add(group, [(k[row], v[row]) for k, v in _cache_layers(cache)])
+                alongside.add(group, [(k[row], v[row]) for k, v in fast_generate.cache_layers(cache)])
         for row, group in enumerate(batch):
             scored = hidden[row, group.first_scored - shared:len(group.extended) - shared]
             lp, greedy, nxt = self._prefix_and_next(head, scored, group)
@@ -336,7 +336,7 @@ class PrefixSharedHFLM(HFLM):
         """One context, longer continuations: run it once, then all continuations from its KV cache."""
         out = body(input_ids=torch.tensor([list(group.extended)], device=self.device), use_cache=True)
         if alongside is not None and group.twins:  # taken before the continuations extend the cache
-            alongside.add(group, [(k[0], v[0]) for k, v in _cache_layers(out.past_key_values)])
+            alongside.add(group, [(k[0], v[0]) for k, v in fast_generate.cache_layers(out.past_key_values)])
         lp, greedy, nxt = self._prefix_and_next(head, out.last_hidden_state[0, group.first_scored:], group)
         longest = max(len(r) for r in group.rests) - 1
         later = None
@@ -421,12 +421,6 @@ def run_task_objects(task_dict: dict) -> list:
 def _kwargs_key(gen_kwargs) -> str:
     """A generation-kwargs dict as a hashable key."""
     return json.dumps(gen_kwargs, sort_keys=True, default=str)
-
-
-def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Every layer's (keys, values), each (batch, kv_heads, positions, head_dim), of a transformers cache."""
-    layers = getattr(cache, "layers", None)
-    return [fast_generate._layer_kv(cache, i) for i in range(len(layers) if layers is not None else len(cache))]
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def test_decoder_takes_a_prompt_head_computed_elsewhere_token_for_token(tiny_lla
     padded = torch.tensor([r + [0] * (width - len(r)) for r in rows])
     with torch.inference_mode():
         cache = tiny_llama(input_ids=padded, use_cache=True).past_key_values
-    layers = [fast_generate._layer_kv(cache, i) for i in range(len(tiny_llama.model.layers))]
+    layers = fast_generate.cache_layers(cache)
     heads = {0: fast_generate.PromptHead(rows[0], [(k[0], v[0]) for k, v in layers]),
              1: fast_generate.PromptHead(rows[1], [(k[1], v[1]) for k, v in layers]),
              2: fast_generate.PromptHead([3, 4], [(k[1], v[1]) for k, v in layers])}  # too short to bother
