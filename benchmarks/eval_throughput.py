@@ -39,6 +39,10 @@ from benchmarks._report import publish  # noqa: E402
 from econ_eval.config import results_dir, tasks_dir  # noqa: E402
 from econ_eval.calibrate import FALLBACK_BATCH_SIZE  # noqa: E402
 from econ_eval.evaluate import DEFAULT_BACKEND, DEFAULT_DTYPE  # noqa: E402
+from econ_eval.config import fitted_dtype  # noqa: E402
+
+#: the default dtype on this machine (bfloat16 where it has native bf16 matmuls, else float32)
+DTYPE = fitted_dtype(DEFAULT_DTYPE)[0]
 
 #: the batch size every backend is compared at (the 2-core machine's fitted size; see econ_eval/calibrate.py)
 DEFAULT_BATCH_SIZE = FALLBACK_BATCH_SIZE
@@ -144,10 +148,10 @@ def main(argv=None) -> int:
     threads = torch.get_num_threads()
     backends = {"hf": HFLM, "econ-hf": PrefixSharedHFLM}
     configs = {"lm-eval defaults (hf, batch 1, float32)": ("hf", dict(batch_size=1, dtype="auto")),
-               f"hf, batch {DEFAULT_BATCH_SIZE}, {DEFAULT_DTYPE}":
-                   ("hf", dict(batch_size=int(DEFAULT_BATCH_SIZE), dtype=DEFAULT_DTYPE)),
-               f"econ-eval defaults ({DEFAULT_BACKEND}, batch {DEFAULT_BATCH_SIZE}, {DEFAULT_DTYPE})":
-                   (DEFAULT_BACKEND, dict(batch_size=int(DEFAULT_BATCH_SIZE), dtype=DEFAULT_DTYPE))}
+               f"hf, batch {DEFAULT_BATCH_SIZE}, {DTYPE}":
+                   ("hf", dict(batch_size=int(DEFAULT_BATCH_SIZE), dtype=DTYPE)),
+               f"econ-eval defaults ({DEFAULT_BACKEND}, batch {DEFAULT_BATCH_SIZE}, {DTYPE})":
+                   (DEFAULT_BACKEND, dict(batch_size=int(DEFAULT_BATCH_SIZE), dtype=DTYPE))}
     rows, outs = [], {}
     for name, (backend, kw) in configs.items():
         lm = backends[backend](pretrained=path, device="cpu", **kw)
@@ -166,10 +170,10 @@ def main(argv=None) -> int:
 
     sweep = {}
     for bs in [int(x) for x in args.sweep.split(",") if x.strip()]:
-        lm = backends[DEFAULT_BACKEND](pretrained=path, device="cpu", batch_size=bs, dtype=DEFAULT_DTYPE)
+        lm = backends[DEFAULT_BACKEND](pretrained=path, device="cpu", batch_size=bs, dtype=DTYPE)
         sweep[bs] = {}
         for kind, tasks, limit in (("loglikelihood", LL_TASKS, args.limit_ll), ("generation", GEN_TASKS, args.limit_gen)):
-            print(f"sweep: {DEFAULT_BACKEND} {DEFAULT_DTYPE} batch {bs}, {kind} ...", flush=True)
+            print(f"sweep: {DEFAULT_BACKEND} {DTYPE} batch {bs}, {kind} ...", flush=True)
             sweep[bs][f"{kind}_wall_s"] = round(_evaluate(lm, tasks, limit, tm)[0], 2)
         del lm
     b1, hf8, dflt = list(configs)
@@ -193,9 +197,9 @@ def main(argv=None) -> int:
     speedup_vs_hf8 = speedups(hf8)
     # how often hf's own greedy texts change with the batch size (bf16 near-ties, left padding): the
     # yardstick for econ-hf's identical-output rate
-    print(f"hf, batch 1, {DEFAULT_DTYPE}: generation on {GEN_TASKS} x {args.limit_gen} (agreement yardstick) ...",
+    print(f"hf, batch 1, {DTYPE}: generation on {GEN_TASKS} x {args.limit_gen} (agreement yardstick) ...",
           flush=True)
-    lm = HFLM(pretrained=path, device="cpu", batch_size=1, dtype=DEFAULT_DTYPE)
+    lm = HFLM(pretrained=path, device="cpu", batch_size=1, dtype=DTYPE)
     hf1_gen = _evaluate(lm, GEN_TASKS, args.limit_gen, tm)[1]
     del lm
     generation_agreement = {
@@ -206,7 +210,7 @@ def main(argv=None) -> int:
                           "hf_batch1": _mean_metric(hf1_gen, task, "rougeL"),
                           "econ_hf": _mean_metric(outs[(dflt, "generation")], task, "rougeL"), "metric": "rougeL"}
                    for task in GEN_TASKS},
-        "note": f"identical texts out of the documents ({DEFAULT_DTYPE}); in float32 econ-hf's texts equal hf's "
+        "note": f"identical texts out of the documents ({DTYPE}); in float32 econ-hf's texts equal hf's "
                 "(tests/test_fast_generate.py)",
     }
 
@@ -257,7 +261,7 @@ def main(argv=None) -> int:
           f"agreement {json.dumps(backend_agreement)}")
     print(f"generation: identical texts {json.dumps({k: v for k, v in generation_agreement.items() if k != 'note'})}")
     print(f"accuracy agreement lm-eval defaults vs econ-eval defaults per doc: {agree}")
-    print(f"{DEFAULT_BACKEND} {DEFAULT_DTYPE} batch-size sweep (wall s): {json.dumps(dict(sorted(sweep.items())))}")
+    print(f"{DEFAULT_BACKEND} {DTYPE} batch-size sweep (wall s): {json.dumps(dict(sorted(sweep.items())))}")
     if llama:
         print(f"llama.cpp: {json.dumps({k: v for k, v in llama.items() if k != 'parity'})}")
         print(f"llama.cpp vs HF parity: {json.dumps(llama['parity'])}")
@@ -316,7 +320,7 @@ def run_llama(path, tm, limit, threads, tok) -> dict:
                               tasks=PARITY_TASKS, limit=limit, task_manager=tm, apply_chat_template=True,
                               log_samples=True, bootstrap_iters=0, verbosity="ERROR")
         wall = time.perf_counter() - t
-    lm = HFLM(pretrained=path, device="cpu", batch_size=int(DEFAULT_BATCH_SIZE), dtype=DEFAULT_DTYPE)
+    lm = HFLM(pretrained=path, device="cpu", batch_size=int(DEFAULT_BATCH_SIZE), dtype=DTYPE)
     t = time.perf_counter()
     hf = simple_evaluate(model=lm, tasks=PARITY_TASKS, limit=limit, task_manager=tm, apply_chat_template=True,
                          log_samples=True, bootstrap_iters=0, verbosity="ERROR")

@@ -41,6 +41,10 @@ from econ_eval import tasks as registry  # noqa: E402
 from econ_eval.calibrate import FALLBACK_BATCH_SIZE  # noqa: E402
 from econ_eval.config import data_dir, results_dir, tasks_dir  # noqa: E402
 from econ_eval.evaluate import DEFAULT_BACKEND, DEFAULT_DTYPE, WILDCARD_TASKS  # noqa: E402
+from econ_eval.config import fitted_dtype  # noqa: E402
+
+#: the default dtype on this machine (bfloat16 where it has native bf16 matmuls, else float32)
+DTYPE = fitted_dtype(DEFAULT_DTYPE)[0]
 
 
 def test_size(task: str) -> int:
@@ -126,7 +130,7 @@ def main(argv=None) -> int:
 
     names = [t.strip() for t in args.tasks.split(",") if t.strip()]
     path = str(fetch_model("smollm2-135m", log=lambda m: None))
-    lm = PrefixSharedHFLM(pretrained=path, device="cpu", batch_size=args.batch_size, dtype=DEFAULT_DTYPE)
+    lm = PrefixSharedHFLM(pretrained=path, device="cpu", batch_size=args.batch_size, dtype=DTYPE)
     tm = TaskManager(include_path=str(tasks_dir()), verbosity="ERROR")
 
     def run(tasks: list[str], limit: int) -> float:
@@ -164,7 +168,7 @@ def main(argv=None) -> int:
                  proposed_s=round(per_doc[t] * n_new, 1), ci95_half_width_now=round(hw, 3) if hw else None,
                  ci95_half_width_proposed=round(hw * math.sqrt(sizes[t] / n_new), 3) if hw else None)
     previous = Path(args.output)
-    report = {"backend": DEFAULT_BACKEND, "dtype": DEFAULT_DTYPE, "batch_size": args.batch_size,
+    report = {"backend": DEFAULT_BACKEND, "dtype": DTYPE, "batch_size": args.batch_size,
               "torch_threads": torch.get_num_threads(), "limit": args.limit, "rows": rows,
               "predicted_full_suite_min": round(total_s / 60, 1), "budget_min": args.budget_min, "floor": args.floor,
               "proposed_suite_min": round(sum(r["proposed_s"] for r in rows) / 60, 1),

@@ -64,7 +64,8 @@ def parse_args(argv=None):
                    help="PEFT adapter directory (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=int(env("ECON_EVAL_MAX_NEW_TOKENS", 64)),
                    help="generation length per answer (default: %(default)s)")
-    p.add_argument("--dtype", default="bfloat16", help="model dtype on CPU (default: %(default)s)")
+    p.add_argument("--dtype", default=config.FITTED_DTYPE, help="model dtype (default: %(default)s: bfloat16 where "
+                   "the machine has native bf16 matmuls (AVX-512/AMX, GPU), else float32)")
     p.add_argument("--examples", type=int, default=int(env("ECON_EVAL_EXAMPLES_PER_TASK", 40)),
                    help="test examples offered per task (default: %(default)s)")
     p.add_argument("--judge-model", default=env("ECON_EVAL_JUDGE_MODEL"),

@@ -145,17 +145,18 @@ def _cmd_calibrate(args) -> int:
 
     threads = config.default_threads()
     pretrained = resolve_model(args.model)
-    key = machine_key(args.model, args.dtype, args.backend, threads)
+    dtype, _ = config.fitted_dtype(args.dtype)
+    key = machine_key(args.model, dtype, args.backend, threads)
     if args.force:
         data = _read_cache()
         if data.pop(key, None) is not None:
             atomic_write_json(cache_path(), data)
-    batch, record = fitted_batch_size(pretrained, args.model, dtype=args.dtype, backend=args.backend,
+    batch, record = fitted_batch_size(pretrained, args.model, dtype=dtype, backend=args.backend,
                                       threads=threads, calibrate_if_missing=True)
     for b, s in record.get("seconds", {}).items():
         print(f"batch {b:>3}: {s:6.1f} s{'   <- chosen' if int(b) == batch else ''}")
     print(f"batch size {batch} for this machine ({record['source']}; {threads} threads); "
-          f"`econ-eval evaluate` uses it by default (--batch-size {FITTED})")
+          f"`econ-eval evaluate` uses it by default (--batch-size {FITTED}; dtype {dtype})")
     return 0
 
 
@@ -166,7 +167,8 @@ def add_cli(sub) -> None:
     p = sub.add_parser("calibrate-batch", help="fit the evaluation batch size to this machine (cached; evaluate "
                        "does it on its first full run)")
     p.add_argument("--model", default=config.DEFAULT_MODEL, help="model short name or path (default: %(default)s)")
-    p.add_argument("--dtype", default=DEFAULT_DTYPE, help="model dtype (default: %(default)s)")
+    p.add_argument("--dtype", default=DEFAULT_DTYPE, help="model dtype (default: %(default)s: bfloat16 "
+                   "where the machine has native bf16 matmuls, else float32)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="lm-eval backend (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="measure again even when a calibration is cached")
     p.set_defaults(func=_cmd_calibrate)

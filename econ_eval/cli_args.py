@@ -91,9 +91,11 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", default=DEFAULT_BATCH_SIZE, help="lm-eval --batch_size: a number, lm-eval's auto (largest that fits "
                    "in memory: a GPU setting), or fitted (default: the fastest on this machine, from a calibration "
                    "of about 2 min on the first full run, cached; see `econ-eval calibrate-batch`)")
-    p.add_argument("--dtype", default=DEFAULT_DTYPE, help="model dtype (default: %(default)s, about 2x faster than "
-                   "float32 on this CPU; scores differ slightly from float32 and with the batch size, so compare "
-                   "systems under the same settings)")
+    p.add_argument("--dtype", default=DEFAULT_DTYPE, help="model dtype (default: %(default)s = bfloat16 where the "
+                   "machine has native bf16 matmuls (AVX-512/AMX, GPU; ~2.9x faster than float32 there), else float32 "
+                   "(bf16 is emulated and several times slower on AVX2-only CPUs); the run's system_*.json records "
+                   "the choice. Scores differ slightly between dtypes and batch sizes, so compare systems under "
+                   "the same settings)")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="lm-eval model backend (default: %(default)s = lm-eval's hf backend with shared-prefix "
                    "log-likelihoods and a greedy decoder with continuous batching: the same requests, faster on "

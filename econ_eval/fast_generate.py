@@ -93,12 +93,11 @@ def prepacked_linears(model, batch_hint: int = 8) -> Iterator[int]:
 
 
 def packing_supported() -> bool:
-    """Whether this CPU runs oneDNN's packed bf16 linear (AVX-512 BW/VL/DQ or AVX-NE-CONVERT on x86; the
-    check torch's own inductor makes before packing bf16 weights). Elsewhere the plain ``F.linear`` runs."""
-    if not torch.backends.mkldnn.is_available():
-        return False
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(check()) if check is not None else False
+    """Whether this CPU runs oneDNN's packed bf16 linear (:func:`econ_eval.config.cpu_native_bf16`: AVX-512
+    BW/VL/DQ or AVX-NE-CONVERT on x86). Elsewhere the plain ``F.linear`` runs."""
+    from .config import cpu_native_bf16
+
+    return cpu_native_bf16()
 
 
 def _packed_forward(module, packed, bias):

@@ -28,6 +28,24 @@ def test_choose_takes_the_smallest_batch_within_the_margin():
         calibrate.choose({})
 
 
+def test_default_dtype_is_bf16_only_where_the_machine_has_native_bf16_matmuls(monkeypatch):
+    # regression: the default was bfloat16 everywhere; on an AVX2-only CPU (no AVX-512/AMX) torch emulates bf16
+    # matmuls, several times slower than float32 (measured ~5x on a 2-core AVX2 EPYC)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert not config.native_bf16()
+    dtype, reason = config.fitted_dtype()
+    assert dtype == "float32" and reason.startswith("fitted") and "no native bf16" in reason
+    assert config.fitted_dtype("bfloat16") == ("bfloat16", "requested")  # an explicit dtype is kept
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert config.fitted_dtype()[0] == "bfloat16" and config.native_bf16()
+    from econ_eval import evaluate, fast_generate
+
+    assert evaluate.EvalSpec().dtype == config.FITTED_DTYPE and fast_generate.packing_supported()
+
+
 def test_usable_cores_follows_the_affinity_mask(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
     assert config.usable_cores() == 1
@@ -92,7 +110,7 @@ def test_evaluate_runs_at_the_cached_batch_size_and_records_why(model_dir, bundl
     cache = tmp_path / "calibration.json"
     env = {**os.environ, "ECON_EVAL_CALIBRATION": str(cache), "ECON_EVAL_RESULTS": str(tmp_path / "results"),
            "OMP_NUM_THREADS": "1"}
-    key = calibrate.machine_key("smollm2-135m", "bfloat16", "econ-hf", 1)
+    key = calibrate.machine_key("smollm2-135m", config.fitted_dtype()[0], "econ-hf", 1)
     cache.write_text(json.dumps({key: {"batch_size": 3, "seconds": {"3": 1.0}}}))
     proc = subprocess.run([sys.executable, "-m", "econ_eval.cli", "evaluate", "--tasks", "econ_signal", "--limit", "2"],
                           capture_output=True, text=True, env=env)
@@ -102,3 +120,4 @@ def test_evaluate_runs_at_the_cached_batch_size_and_records_why(model_dir, bundl
     assert system["batch_size_choice"]["requested"] == "fitted"
     assert system["batch_size_choice"]["source"] == "cached calibration"
     assert system["machine"]["omp_num_threads"] == "1"
+    assert system["dtype"] == config.fitted_dtype()[0] and system["dtype_choice"].startswith("fitted")

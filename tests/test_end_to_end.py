@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from econ_eval.config import native_bf16
 from econ_eval.evaluate import WILDCARD_TASKS
 from econ_eval.report import TASK_METRICS, task_metrics
 
@@ -81,6 +82,9 @@ def test_lm_eval_runs_every_task(model_dir, bundle_env, tmp_path):
     assert system["batch_size_choice"]["requested"] == "fitted" and system["batch_size"] == "8"
     assert system["batch_size_choice"]["source"].startswith("fallback") and "--batch_size 8" in system["command"]
     assert not (tmp_path / "calibration.json").exists()
+    # the dtype fitted to the machine: bf16 only where it has native bf16 matmuls (emulated and slower elsewhere)
+    assert system["dtype"] == ("bfloat16" if native_bf16() else "float32") and system["dtype_choice"].startswith("fitted")
+    assert f"dtype={system['dtype']}" in system["command"]
     # the machine it ran on: the CPU extensions that change kernel speed and the threads used
     assert system["machine"]["cores"] >= 1 and isinstance(system["machine"]["amx"], bool)
     assert system["machine"]["omp_num_threads"] and system["machine"]["torch_threads"] >= 1

@@ -286,7 +286,7 @@ def test_tasks_run_from_a_wheel_install(bundle_env, tmp_path):
     assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr
     tasks = run("-m", "econ_eval.cli", "tasks-path").stdout.strip()
     assert tasks.startswith(str(site)) and (Path(tasks) / "econ" / "econ_classify.yaml").is_file()
-    lm = run("-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={fetch_model('smollm2-135m')},dtype=bfloat16",
+    lm = run("-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={fetch_model('smollm2-135m')},dtype=float32",
              "--device", "cpu", "--include_path", tasks, "--tasks", "econ_classify", "--limit", "2",
              "--output_path", str(elsewhere / "out"))
     assert lm.returncode == 0, lm.stderr[-3000:]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..config import native_bf16
 from ..io import DataError, atomic_write_json, atomic_write_text
 from .data import mixture_rows, validation_rows
 from .recipe import Recipe, load_recipe
@@ -189,6 +190,10 @@ def train(recipe: Recipe, *, bundle: Path | None = None, resume: bool = True, lo
     log(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
 
     args = recipe.training  # TRL's SFTConfig, parsed from the recipe: the trainer takes it as it is
+    if args.bf16 and not on_gpu and not native_bf16():
+        log("warning: the recipe sets bf16: true, but this CPU has no native bf16 matmuls (no AVX-512/AMX): "
+            "autocast runs them emulated, several times slower than float32; set bf16: false in the recipe "
+            "(a different adapter numerically) for speed here")
     args.include_num_input_tokens_seen = "non_padding"  # for the tokens/s record (argparse cannot parse it)
     if eval_dataset is not None and args.eval_strategy == "no":
         # a validation set without a schedule: score it every eval_steps (default: every logging_steps x 5)

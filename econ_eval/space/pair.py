@@ -21,7 +21,7 @@ class Answer:
 class SideBySide:
     """Base and tuned answers from ONE model in memory (a PeftModel; base = adapter disabled)."""
 
-    def __init__(self, base: str = config.DEFAULT_MODEL, adapter: str | None = None, *, dtype: str = "bfloat16",
+    def __init__(self, base: str = config.DEFAULT_MODEL, adapter: str | None = None, *, dtype: str = config.FITTED_DTYPE,
                  threads: int | None = None):
         import torch
         from peft import PeftModel
@@ -34,7 +34,8 @@ class SideBySide:
         path = resolve_model(base)
         self.base_name, self.adapter = base, adapter
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        self.dtype, _ = config.fitted_dtype(dtype)  # bf16 only where the machine has native bf16 matmuls
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype))
         if adapter:
             check_adapter(adapter, base, warn=lambda m: print(m, file=sys.stderr))  # names a broken file
             model = PeftModel.from_pretrained(model, adapter)
