@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from econ_eval.config import results_dir  # noqa: E402
+from econ_eval.config import machine, results_dir  # noqa: E402
 from econ_eval.io import atomic_write_json  # noqa: E402
 
 #: the time the issue asks of the quickstart on 2 cores with a warm pip cache (minutes)
@@ -53,13 +53,15 @@ def measure(clone: Path) -> dict:
     for record in sorted((clone / "results" / "runs").glob("*/system_*.json")):
         doc = json.loads(record.read_text())
         runs[doc["system"]] = {"wall_min": round(doc["wall_time_s"] / 60, 2),
-                               "threads": doc["machine"].get("torch_threads")}
+                               "threads": doc["machine"].get("torch_threads"), "dtype": doc.get("dtype")}
     longest = max((r["wall_min"] for r in runs.values()), default=0.0)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    m = machine()
     return {"commit": commit, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": round(wall, 1),
             "wall_min": round(wall / 60, 2), "runs": runs, "other_min": round(wall / 60 - longest, 2),
             "peak_rss_gb": round(peak_kb / 2 ** 20, 2), "cpu_count": os.cpu_count(), "machine": platform.processor()
-            or platform.machine(), "met": wall / 60 <= TARGET_MIN}
+            or platform.machine(), "cpu": m["cpu"], "avx512": m["avx512"], "amx": m["amx"],
+            "met": wall / 60 <= TARGET_MIN}
 
 
 def main(argv=None) -> int:

@@ -244,6 +244,11 @@ def lite_agreement_block(root: Path) -> str:
     return "\n".join(lines)
 
 
+def cpu_extensions(m: dict) -> str:
+    """The CPU extensions that change kernel speed, as a run or benchmark recorded them (config.machine())."""
+    return "(AMX)" if m.get("amx") else "(AVX-512)" if m.get("avx512") else "(no AVX-512/AMX)"
+
+
 def quickstart_time_block(root: Path) -> str:
     """Every measured fresh-clone ``make quickstart`` (``benchmarks/quickstart_time.py``'s JSON), newest last."""
     doc = _benchmark_report(root, "quickstart_time")
@@ -256,8 +261,11 @@ def quickstart_time_block(root: Path) -> str:
         each = f" on {threads.pop()} thread(s) each" if len(threads) == 1 else ""
         over = "" if m["met"] else f" — over the {doc['target_min']:g}-minute aim"
         secs = round(m["wall_s"])
+        dtypes = {r.get("dtype") for r in m["runs"].values()} - {None}
+        cpu = f", {m['cpu']} {cpu_extensions(m)}" if "cpu" in m else ""
+        dtype = f" in {dtypes.pop()}" if len(dtypes) == 1 else ""
         lines.append(f"- **{secs // 60} min {secs % 60:02d} s** on commit {m['commit']} "
-                     f"({m['created'][:10]}, {m['cpu_count']} cores): {runs} side by side{each}; setup, bundle "
+                     f"({m['created'][:10]}, {m['cpu_count']} cores{cpu}): {runs} side by side{each}{dtype}; setup, bundle "
                      f"build, model fetch and the table {m['other_min']:.1f} min; peak RSS {m['peak_rss_gb']} GB"
                      f"{over}.")
     met = sum(m["met"] for m in doc["measurements"])

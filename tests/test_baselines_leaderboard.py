@@ -314,12 +314,17 @@ def test_quickstart_time_block_states_every_measurement_and_the_misses(tmp_path)
          "runs": {"smollm2-135m": {**run, "wall_min": 6.9}, "smollm2-135m-lora": run}}
     doc = {"target_min": 10.0, "command": "python benchmarks/quickstart_time.py", "measurements": [
         {**m, "wall_s": 587.3, "wall_min": 9.79, "other_min": 1.69, "met": True},
-        {**m, "commit": "def5678", "wall_s": 623.0, "wall_min": 10.38, "other_min": 2.28, "met": False}]}
+        {**m, "commit": "def5678", "wall_s": 623.0, "wall_min": 10.38, "other_min": 2.28, "met": False,
+         "cpu": "AMD EPYC", "avx512": False, "amx": False,
+         "runs": {s: {**r, "dtype": "float32"} for s, r in m["runs"].items()}}]}
     (tmp_path / "benchmarks" / "quickstart_time.json").write_text(json.dumps(doc))
     block = quickstart_time_block(tmp_path)
     assert "**9 min 47 s** on commit abc1234" in block and "**10 min 23 s** on commit def5678" in block
     assert "smollm2-135m 6.9 min and smollm2-135m-lora 8.1 min side by side on 1 thread(s) each" in block
     assert block.count("over the 10-minute aim") == 1 and "Within 10 minutes: 1 of 2 measurements" in block
+    # which CPU and dtype, where recorded: an AVX2-only CPU runs float32 (dtype fitted to the machine)
+    assert "(2026-11-30, 2 cores, AMD EPYC (no AVX-512/AMX)): " in block and "1 thread(s) each in float32;" in block
+    assert block.count("AMD EPYC") == 1
 
 
 def test_readme_tables_are_generated_from_results(tmp_path):
