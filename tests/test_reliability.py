@@ -190,8 +190,11 @@ def test_ctrl_c_during_evaluate_stops_cleanly(bundle_env, tmp_path):
                              "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "ECON_EVAL_RESULTS": str(results), "ECON_EVAL_DATA": str(bundle_env),
                                  "PYTHONUNBUFFERED": "1"})
-    first_lines = [proc.stdout.readline() for _ in range(2)]  # the batch size and why, then the command
-    assert first_lines[0].startswith("batch size ") and first_lines[1].startswith("$ ")  # lm_eval is starting
+    first_lines = [proc.stdout.readline()]
+    while not first_lines[-1].startswith("$ ") and len(first_lines) < 4:  # lm_eval's command: it is starting
+        first_lines.append(proc.stdout.readline())
+    # the dtype and the batch size fitted to the machine, and why; then the command
+    assert [line.split(" ")[0] for line in first_lines] == ["dtype", "batch", "$"], first_lines
     time.sleep(4)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
     out, err = proc.communicate(timeout=120)
