@@ -66,25 +66,38 @@ def _causal_lm(model):
     return get_base() if callable(get_base) else model
 
 
+#: float32 linears take the packed weight only for inputs of at most this many rows (decoding steps): there
+#: MKL's sgemm streams the weight slowly (measured on an AVX2 EPYC, 8 rows: the 49,152-row LM head 18.9 ->
+#: 6.2 ms, 576x1536 0.35 -> 0.16 ms), while for a prefill's hundreds of rows the two are level
+FP32_PACKED_MAX_ROWS = 32
+
+
 @contextlib.contextmanager
 def prepacked_linears(model, batch_hint: int = 8) -> Iterator[int]:
-    """Run every bf16 ``nn.Linear`` of ``model`` on a oneDNN weight packed once, for the ``with`` block.
+    """Run the ``nn.Linear`` layers of ``model`` on oneDNN weights packed once, for the ``with`` block.
 
-    ``F.linear`` on a bf16 weight repacks it on every call; with 8 rows that repacking is most of the
-    matmul's time (576x576: 45 -> 31 us; the 49,152-row LM head: 4.0 -> 2.2 ms). The packed kernel is the
-    same oneDNN GEMM (bf16 inputs, float32 accumulation); ``tests/test_fast_generate.py`` checks that its
-    outputs are bit-identical to ``F.linear``'s on the model's own weights. Yields how many modules were
-    patched (0 where :func:`packing_supported` is false: nothing changes).
+    bf16 (where :func:`packing_supported`): ``F.linear`` on a bf16 weight repacks it on every call; with 8 rows
+    that repacking is most of the matmul's time (576x576: 45 -> 31 us; the 49,152-row LM head: 4.0 -> 2.2 ms).
+    The packed kernel is the same oneDNN GEMM (bf16 inputs, float32 accumulation); ``tests/test_fast_generate.py``
+    checks that its outputs are bit-identical to ``F.linear``'s on the model's own weights.
+
+    float32 (where torch has oneDNN): inputs of at most :data:`FP32_PACKED_MAX_ROWS` rows run on the packed
+    weight (see there), larger ones on ``F.linear`` as before; the packed GEMM sums in another order, so its
+    outputs differ from MKL's by float32 rounding (~1e-6 relative). Not under autocast (``F.linear`` then).
+
+    Yields how many modules were patched (0: nothing changes).
     """
     patched = []
-    if packing_supported():
-        for module in model.modules():
-            if type(module) is torch.nn.Linear and module.weight.dtype == torch.bfloat16 \
-                    and "forward" not in module.__dict__:
-                packed = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), batch_hint)
-                bias = None if module.bias is None else module.bias.detach()
-                module.forward = _packed_forward(module, packed, bias)
-                patched.append(module)
+    pack_bf16, pack_fp32 = packing_supported(), torch.backends.mkldnn.is_available()
+    for module in model.modules():
+        if type(module) is not torch.nn.Linear or "forward" in module.__dict__:
+            continue
+        dtype = module.weight.dtype
+        if (dtype == torch.bfloat16 and pack_bf16) or (dtype == torch.float32 and pack_fp32):
+            packed = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), batch_hint)
+            bias = None if module.bias is None else module.bias.detach()
+            module.forward = _packed_forward(module, packed, bias)
+            patched.append(module)
     try:
         yield len(patched)
     finally:
@@ -94,16 +107,19 @@ def prepacked_linears(model, batch_hint: int = 8) -> Iterator[int]:
 
 def packing_supported() -> bool:
     """Whether this CPU runs oneDNN's packed bf16 linear (:func:`econ_eval.config.cpu_native_bf16`: AVX-512
-    BW/VL/DQ or AVX-NE-CONVERT on x86). Elsewhere the plain ``F.linear`` runs."""
+    BW/VL/DQ or AVX-NE-CONVERT on x86). Elsewhere a bf16 linear runs on the plain ``F.linear``."""
     from .config import cpu_native_bf16
 
     return cpu_native_bf16()
 
 
 def _packed_forward(module, packed, bias):
+    dtype = module.weight.dtype
+
     def forward(x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.bfloat16:  # e.g. float32 input under autocast: the module's own path
-            return torch.nn.functional.linear(x, module.weight, module.bias)
+        if x.dtype != dtype or (dtype == torch.float32 and (
+                x.numel() > FP32_PACKED_MAX_ROWS * x.shape[-1] or torch.is_autocast_enabled(x.device.type))):
+            return torch.nn.functional.linear(x, module.weight, module.bias)  # the module's own path
         return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
     return forward
 

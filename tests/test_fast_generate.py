@@ -155,6 +155,36 @@ def test_prepacked_linears_are_bit_identical_and_restored(tiny_llama):
     assert not any("forward" in m.__dict__ for m in model.modules())
 
 
+def test_prepacked_float32_linears_run_decoding_rows_only(tiny_llama):
+    import copy
+
+    model = copy.deepcopy(tiny_llama)  # float32
+    step = torch.tensor([[5], [9], [17]])                    # 3 rows: a decoding step's shape
+    prefill = torch.randint(0, 96, (2, fast_generate.FP32_PACKED_MAX_ROWS))  # 64 rows: the module's own F.linear
+    head = model.lm_head
+    with torch.inference_mode():
+        plain_step, plain_prefill = model(step).logits, model(prefill).logits
+        x = torch.randn(3, 64)
+        plain_head = head(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain_auto = head(x)
+        with fast_generate.prepacked_linears(model) as patched:
+            packed_step, packed_prefill = model(step).logits, model(prefill).logits
+            packed_head = head(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                packed_auto = head(x)
+    if not torch.backends.mkldnn.is_available():
+        assert patched == 0
+        return
+    assert patched == 2 * 7 + 1
+    assert "forward" not in head.__dict__  # restored
+    # the packed GEMM sums in another order: float32 rounding apart, not bit-equal in general
+    assert torch.allclose(packed_step, plain_step, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(packed_head, plain_head, rtol=1e-5, atol=1e-6)
+    assert torch.equal(packed_prefill, plain_prefill)  # above FP32_PACKED_MAX_ROWS rows: F.linear, unchanged
+    assert torch.equal(packed_auto, plain_auto) and packed_auto.dtype == torch.bfloat16  # autocast: F.linear
+
+
 def test_supports_only_llama_layouts(tiny_llama):
     from transformers import GPT2Config, GPT2LMHeadModel
 
