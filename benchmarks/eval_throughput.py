@@ -39,7 +39,7 @@ from benchmarks._report import publish  # noqa: E402
 from econ_eval.config import results_dir, tasks_dir  # noqa: E402
 from econ_eval.calibrate import FALLBACK_BATCH_SIZE  # noqa: E402
 from econ_eval.evaluate import DEFAULT_BACKEND, DEFAULT_DTYPE  # noqa: E402
-from econ_eval.config import fitted_dtype  # noqa: E402
+from econ_eval.config import fitted_dtype, machine  # noqa: E402
 
 #: the default dtype on this machine (bfloat16 where it has native bf16 matmuls, else float32)
 DTYPE = fitted_dtype(DEFAULT_DTYPE)[0]
@@ -225,23 +225,26 @@ def main(argv=None) -> int:
     # the least work: the body once over each distinct context and continuation token (prompt_tokens counts
     # them so) and the LM head only where a token is scored (negligible next to the body)
     ll_flops = d_ll["prompt_tokens"] * costs["flops_per_token_body"]
-    ll_floor_s = ll_flops / (peak_bf16 * 1e9)
-    weight_bytes_bf16 = (costs["params_body"] + costs["params_lm_head"]) * 2
-    decode_floor_tps = bw * 1e9 / weight_bytes_bf16
+    # the floors of the dtype the defaults run in on this machine (float32 where bf16 is emulated)
+    ll_floor_s = ll_flops / ((peak_bf16 if DTYPE == "bfloat16" else peak_fp32) * 1e9)
+    weight_bytes = (costs["params_body"] + costs["params_lm_head"]) * (2 if DTYPE == "bfloat16" else 4)
+    decode_floor_tps = bw * 1e9 / weight_bytes
     floor = {
         "peak_matmul_gflops_bf16": round(peak_bf16, 1), "peak_matmul_gflops_fp32": round(peak_fp32, 1),
         "memory_bandwidth_gbs": round(bw, 2), **costs,
         "loglikelihood_compute_floor_s": round(ll_floor_s, 2),
         "loglikelihood_measured_over_floor": round(d_ll["wall_s"] / ll_floor_s, 2),
-        "decode_bandwidth_floor_tokens_per_s_single_stream_bf16": round(decode_floor_tps, 1),
-        "note": "log-likelihood floor = distinct context + continuation tokens x body FLOPs/token / peak bf16 "
+        "decode_bandwidth_floor_tokens_per_s_single_stream": round(decode_floor_tps, 1),
+        "floor_dtype": DTYPE,
+        "note": f"log-likelihood floor = distinct context + continuation tokens x body FLOPs/token / peak {DTYPE} "
                 "matmul FLOP/s (LM head only at scored tokens); decode floor = bandwidth / "
-                "bf16 weight bytes (one stream; batching amortises the weights)",
+                f"{DTYPE} weight bytes (one stream; batching amortises the weights)",
     }
     if llama:
         floor["llama_cpp_generated_tokens_per_s_incl_prefill"] = llama.get("generated_tokens_per_s_incl_prefill")
     report = {
-        "device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "torch_threads": threads,
+        "device": platform.processor() or platform.machine(), "machine": machine(), "dtype": DTYPE,
+        "cpu_count": os.cpu_count(), "torch_threads": threads,
         "torch": torch.__version__, "rows": rows,
         "speedup_vs_batch1": round(total_b1 / total_d, 2), "speedup_vs_batch1_by_kind": speed,
         "speedup_vs_hf_same_batch_and_dtype": speedup_vs_hf8,
