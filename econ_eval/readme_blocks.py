@@ -113,11 +113,14 @@ def _ci(summary: dict) -> str:
     return f"{summary['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{summary['value']:.3f}"
 
 
-def eval_throughput_block(root: Path) -> str:
-    """The evaluation-speed table and its headline ratios from ``benchmarks/eval_throughput.py``'s JSON."""
-    doc = _benchmark_report(root, "eval_throughput")
+def eval_throughput_block(root: Path, name: str = "eval_throughput") -> str:
+    """The evaluation-speed table and its headline ratios from ``benchmarks/eval_throughput.py``'s JSON
+    (``results/benchmarks/<name>.json``: one per machine measured, ``--output``)."""
+    doc = _benchmark_report(root, name, script="eval_throughput")
     if isinstance(doc, str):
         return doc
+    dtype = doc.get("dtype", "bfloat16")
+    short = {"bfloat16": "bf16", "float32": "fp32"}.get(dtype, dtype)
     kinds = {"loglikelihood": "log-likelihood", "generation": "generation"}
     lines = ["| configuration | request type | docs | wall s | samples/s | generated tokens/s | prompt tokens/s |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -138,10 +141,11 @@ def eval_throughput_block(root: Path) -> str:
             return f"{a['identical']}/{a['documents']}"
         scores = "; ".join(f"{task} ROUGE-L {v['econ_hf']:.3f} (hf batch 8 {v['hf_batch8']:.3f}, batch 1 "
                            f"{v['hf_batch1']:.3f})" for task, v in agree["scores"].items())
-        lines.append(f"- Identical generated texts (bf16): econ-hf vs `hf` batch 8 {rate('econ_hf_vs_hf_batch8')}, "
+        lines.append(f"- Identical generated texts ({short}): econ-hf vs `hf` batch 8 {rate('econ_hf_vs_hf_batch8')}, "
                      f"vs `hf` batch 1 {rate('econ_hf_vs_hf_batch1')} — and `hf` batch 1 vs `hf` batch 8 "
-                     f"{rate('hf_batch1_vs_hf_batch8')}: bf16 near-ties flip with the batch in lm-eval's own "
-                     f"backend as often. Scores: {scores}.")
+                     f"{rate('hf_batch1_vs_hf_batch8')}"
+                     + (f": {short} near-ties flip with the batch in lm-eval's own backend as often"
+                        if agree["hf_batch1_vs_hf_batch8"]["rate"] < 1 else "") + f". Scores: {scores}.")
     same = {t: v["same_choice"] for t, v in doc["econ_hf_vs_hf_agreement"].items() if "same_choice" in v}
     if same:
         lines.append("- Log-likelihood answers chosen as `hf` chooses them: "
@@ -153,7 +157,9 @@ def eval_throughput_block(root: Path) -> str:
             for b, v in sorted(sweep.items(), key=lambda kv: int(kv[0]))) + ".")
     floor = doc.get("floor", {})
     if floor:
-        lines.append(f"- This CPU in the same run: peak bf16 matmul {floor['peak_matmul_gflops_bf16']} GFLOP/s, "
+        cpu = f" ({doc['machine']['cpu']} {cpu_extensions(doc['machine'])})" if "machine" in doc else ""
+        lines.append(f"- This CPU{cpu} in the same run: peak bf16 matmul {floor['peak_matmul_gflops_bf16']} GFLOP/s, "
+                     f"fp32 {floor['peak_matmul_gflops_fp32']} GFLOP/s, "
                      f"memory bandwidth {floor['memory_bandwidth_gbs']} GB/s; log-likelihoods at "
                      f"{floor['loglikelihood_measured_over_floor']}x their compute floor "
                      f"({floor['loglikelihood_compute_floor_s']} s). Created {doc['created']}, "
@@ -161,11 +167,12 @@ def eval_throughput_block(root: Path) -> str:
     return "\n".join(lines)
 
 
-def _benchmark_report(root: Path, name: str) -> dict | str:
-    """``results/benchmarks/<name>.json`` made by ``benchmarks/<name>.py``, or the line saying to run it."""
+def _benchmark_report(root: Path, name: str, script: str | None = None) -> dict | str:
+    """``results/benchmarks/<name>.json`` made by ``benchmarks/<script or name>.py``, or the line saying to run it."""
     path = root / "benchmarks" / f"{name}.json"
     if not path.is_file():
-        return f"(no results/benchmarks/{name}.json: run `python benchmarks/{name}.py`)"
+        extra = f" --output results/benchmarks/{name}.json" if script and script != name else ""
+        return f"(no results/benchmarks/{name}.json: run `python benchmarks/{script or name}.py{extra}`)"
     return json.loads(path.read_text())
 
 
@@ -278,7 +285,9 @@ def results_blocks(root: Path) -> dict[str, str]:
     """Every README block made from ``root`` (results/): name -> content."""
     return {"leaderboard": (root / "leaderboard.md").read_text(encoding="utf-8"),
             "results": results_table(root), "drift": drift_table(root),
-            "eval-throughput": eval_throughput_block(root), "suite-time": suite_time_block(root),
+            "eval-throughput": eval_throughput_block(root),
+            "eval-throughput-avx2": eval_throughput_block(root, "eval_throughput_avx2"),
+            "suite-time": suite_time_block(root),
             "lite-agreement": lite_agreement_block(root), "quickstart-time": quickstart_time_block(root)}
 
 

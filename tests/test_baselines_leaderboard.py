@@ -334,14 +334,21 @@ def test_readme_tables_are_generated_from_results(tmp_path):
 
     readme = (REPO / "README.md").read_text()
     blocks = readme_blocks.results_blocks(REPO / "results")
-    assert set(blocks) == {"leaderboard", "results", "drift", "eval-throughput", "suite-time", "lite-agreement",
-                           "quickstart-time"}
+    assert set(blocks) == {"leaderboard", "results", "drift", "eval-throughput", "eval-throughput-avx2", "suite-time",
+                           "lite-agreement", "quickstart-time"}
     for name, content in blocks.items():
         assert readme_blocks.read_block(readme, name).strip() == content.strip(), name
     assert "smollm2-135m" in blocks["results"] and "econ_titles" in blocks["drift"]
     # the performance numbers too: each benchmark row and ratio is in the README as the JSON has it
     speed = json.loads((REPO / "results" / "benchmarks" / "eval_throughput.json").read_text())
     assert f"generation **{speed['speedup_vs_hf_same_batch_and_dtype']['generation']}x**" in blocks["eval-throughput"]
+    assert "AMD EPYC (AVX-512)" in blocks["eval-throughput"] and "Identical generated texts (bf16)" in blocks["eval-throughput"]
+    avx2 = REPO / "results" / "benchmarks" / "eval_throughput_avx2.json"  # the same benchmark on an AVX2-only CPU
+    if avx2.is_file():
+        speed = json.loads(avx2.read_text())
+        assert speed["dtype"] == "float32" and not speed["machine"]["avx512"]
+        assert f"generation **{speed['speedup_vs_hf_same_batch_and_dtype']['generation']}x**" in \
+            blocks["eval-throughput-avx2"] and "Identical generated texts (fp32)" in blocks["eval-throughput-avx2"]
     suite = json.loads((REPO / "results" / "benchmarks" / "suite_time.json").read_text())
     assert f"{suite['predicted_full_suite_min']} min predicted" in blocks["suite-time"]
     assert blocks["suite-time"].count("\n| econ_") == len(suite["rows"])
