@@ -212,8 +212,10 @@ def test_ctrl_c_during_a_side_by_side_quickstart_stops_both_runs_cleanly(bundle_
     if default_threads() < 2 or not (REPO / "adapters" / "smollm2-135m-lora" / "adapter_model.safetensors").is_file():
         pytest.skip("needs 2 cores and the published adapter")
     results = tmp_path / "results"
-    proc = subprocess.Popen([sys.executable, "-m", "econ_eval.cli", "quickstart", "--tasks", "econ_classify",
-                             "--limit", "40"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # generation of 60 titles: neither run can finish before the Ctrl-C below (40 econ_classify documents once
+    # did, on a faster path, and the quickstart then rightly said the base run was filed before the interrupt)
+    proc = subprocess.Popen([sys.executable, "-m", "econ_eval.cli", "quickstart", "--tasks", "econ_titles",
+                             "--limit", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True,
                             env={**os.environ, "ECON_EVAL_RESULTS": str(results), "ECON_EVAL_DATA": str(bundle_env),
                                  "PYTHONUNBUFFERED": "1"})
