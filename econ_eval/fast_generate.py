@@ -3,17 +3,19 @@
 Measured on the 2-core CPU with SmolLM2-135M at batch 8 and ~300 cached tokens (torch profiler, one
 decoding step of lm-eval's ``hf`` backend, 88 ms): 46% of the time is the CPU flash-attention kernel
 called with one query token, 31% the matmuls, 16% ``torch.cat`` growing the KV cache by one token per
-layer per step. ``GreedyDecoder`` keeps everything that computes the model's numbers — the model's own
-projection, norm, MLP and rotary modules (a PEFT adapter's LoRA layers included, unmerged) — and
-replaces only
+layer per step. ``GreedyDecoder`` keeps the model's own norm, MLP activation and rotary modules and its
+projection weights (a PEFT adapter's LoRA layers included, unmerged, on their own forward) and replaces
 
 - the KV cache: one preallocated float32 buffer per layer (bf16 keys and values are exact in float32),
   written in place;
-- decode-step attention: a batched matmul over the valid cached positions with a float32 softmax
-  (the CPU flash kernel also accumulates bf16 inputs in float32);
+- attention: SDPA over each decoding row's valid cached positions, a kv head's query heads as its rows,
+  in float32; a prefill's rows attend causally to their slot's cache in the model's dtype;
+- fused projections: where q/k/v (and gate/up) are plain ``nn.Linear`` layers, a decoding step runs each
+  group as one packed matmul (4 weight passes a layer instead of 7);
 - scheduling: continuous batching — a finished sequence's slot takes the next request at once (lm-eval's
-  batches of 8 run until their longest member stops: 76% of the slots do useful work on this suite);
-  each prompt is prefilled alone with the model's own forward (no padding);
+  batches of 8 run until their longest member stops: 76% of the slots do useful work on this suite) — and
+  each prompt's prefill (no padding) runs in the same pass as the other slots' decoding step, so the
+  weights are read once for both (:meth:`GreedyDecoder._forward`);
 - prompt reuse: a prompt's leading tokens shared with the previously prefilled prompt (the chat template's
   system turn; the same abstract, table or headline asked about again — econ_qa has 2 questions per
   abstract, econ_tatqa 6 per report excerpt, econ_headlines 7 per headline) are copied from that prompt's
@@ -23,10 +25,10 @@ replaces only
   keys and values (econ-hf's log-likelihood pass over the same context, see :class:`PromptHead`) hands
   them over instead.
 
-Greedy choices are the argmax of the same bf16 logits ``generate()`` takes. Outputs can still differ
-from ``hf``'s where bf16 rounding in other kernel shapes flips a near-tie (prefilling a prompt's tail on its
-reused head is such a shape change: logits within a few bf16 units, ~1e-5 in float32);
-``benchmarks/eval_throughput.py`` counts identical outputs.
+Greedy choices are the argmax of the logits ``generate()`` takes, up to rounding: every row is computed
+alone (the others in its pass change no value of it beyond the order of float sums), so in float32 the
+tokens equal ``hf``'s unless a near-tie sits within ~1e-6; in bf16 rounding in other kernel shapes can
+flip a near-tie. ``benchmarks/eval_throughput.py`` counts identical outputs.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 #: reuse a previous prompt's cache only for at least this many leading tokens (below it a copy saves nothing)
@@ -65,6 +66,11 @@ def _causal_lm(model):
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
 
+
+#: at most this many prompt tokens are prefilled per step, in the same pass as the other slots' decoding
+#: step: a whole prompt as a rule (in smaller chunks a prefill's matmuls run well below the arithmetic peak:
+#: measured on a 2-core AVX2 EPYC in float32, 64-token chunks took 4.3 ms a token, whole prompts 2.4)
+PREFILL_CHUNK = 1024
 
 #: float32 linears take the packed weight only for inputs of at most this many rows (decoding steps): there
 #: MKL's sgemm streams the weight slowly (measured on an AVX2 EPYC, 8 rows: the 49,152-row LM head 18.9 ->
@@ -124,6 +130,27 @@ def _packed_forward(module, packed, bias):
     return forward
 
 
+def _packed_rows_ok(x: torch.Tensor, rows: int) -> bool:
+    """Whether ``rows`` rows of ``x`` go to a packed weight (float32: few rows and no autocast; bf16: always)."""
+    if x.dtype == torch.float32:
+        return rows <= FP32_PACKED_MAX_ROWS and not torch.is_autocast_enabled(x.device.type)
+    return True
+
+
+def _packed_concat(modules) -> torch.Tensor | None:
+    """One packed oneDNN weight for ``modules`` (their outputs side by side), or None where they are not all
+    plain bias-free ``nn.Linear`` of one dtype that this CPU packs (see :func:`prepacked_linears`)."""
+    if not all(type(m) is torch.nn.Linear and m.bias is None and not m.weight.is_cuda for m in modules):
+        return None
+    dtypes = {m.weight.dtype for m in modules}
+    dtype = dtypes.pop() if len(dtypes) == 1 else None
+    if not ((dtype == torch.bfloat16 and packing_supported()) or
+            (dtype == torch.float32 and torch.backends.mkldnn.is_available())):
+        return None
+    weight = torch.cat([m.weight.detach() for m in modules])
+    return torch.ops.mkldnn._reorder_linear_weight(weight, 8)
+
+
 @dataclass(frozen=True)
 class PromptHead:
     """Keys and values a caller already computed for a prompt's leading ``tokens``: one ``(keys, values)``
@@ -146,7 +173,7 @@ class _Slot:
 class GreedyDecoder:
     """Continuous-batching greedy decoder over ``width`` slots (see the module docstring)."""
 
-    def __init__(self, model, width: int, max_positions: int):
+    def __init__(self, model, width: int, max_positions: int, prefill_chunk: int | None = None):
         self.lm = _causal_lm(model)
         self.body = self.lm.model
         cfg = self.lm.config
@@ -157,6 +184,8 @@ class GreedyDecoder:
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.scaling = self.head_dim ** -0.5
         self.max_positions = max_positions
+        self.prefill_chunk = prefill_chunk or PREFILL_CHUNK
+        self._fused: list[tuple[torch.Tensor | None, torch.Tensor | None]] | None = None  # see _fuse
         shape = (width, self.n_kv, max_positions, self.head_dim)
         self._rows = torch.arange(width)
         self.keys = [torch.zeros(shape) for _ in self.layers]
@@ -166,19 +195,52 @@ class GreedyDecoder:
         self.prefilled_tokens = 0    # prompt tokens run through the model
 
     # -- model pieces -------------------------------------------------------------------------
-    def _prefill(self, tokens: Sequence[int], slot: int, head: PromptHead | None = None) -> int:
-        """Fill ``slot``'s cache with ``tokens`` and return the next (greedy) token.
+    def _fuse(self) -> None:
+        """Pack each layer's q/k/v projections, and its MLP's gate/up projections, as ONE oneDNN weight each
+        (built once per decoder): a decoding step then makes 4 weight passes a layer instead of 7 (measured on
+        a 2-core AVX2 EPYC, float32, 8 rows: the 211 linears of a step 47-55 -> 38-42 ms). Only plain
+        ``nn.Linear`` projections without bias, in a dtype packed here (:func:`prepacked_linears`), are fused;
+        a PEFT adapter's LoRA layers keep their own forward."""
+        self._fused = []
+        for layer in self.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            qkv = _packed_concat([attn.q_proj, attn.k_proj, attn.v_proj])
+            gate_up = _packed_concat([mlp.gate_proj, mlp.up_proj]) if hasattr(mlp, "act_fn") else None
+            self._fused.append((qkv, gate_up))
 
-        The leading tokens shared with the previously prefilled prompt are copied from its cache (its
-        positions below its prompt length are never overwritten while it lives: steps write each slot at
-        its own next position, idle slots not at all), or from ``head`` where that covers more of the
-        prompt; the rest runs through the model's own forward on that cache. Without a usable shared head
-        the whole prompt runs alone.
+    def _projections(self, i: int, x: torch.Tensor, rows: int):
+        """Layer ``i``'s (queries, keys, values) for ``x``: one fused matmul where :meth:`_fuse` packed them
+        and the rows are few enough for the packed kernel (see :data:`FP32_PACKED_MAX_ROWS`)."""
+        attn = self.layers[i].self_attn
+        fused = self._fused[i][0] if self._fused and _packed_rows_ok(x, rows) else None
+        if fused is None:
+            return attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+        out = torch.ops.mkldnn._linear_pointwise(x, fused, None, "none", [], "")
+        nq, nkv = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+        return out[..., :nq], out[..., nq:nq + nkv], out[..., nq + nkv:]
+
+    def _mlp(self, i: int, x: torch.Tensor, rows: int) -> torch.Tensor:
+        """Layer ``i``'s MLP on ``x`` (``down(act(gate(x)) * up(x))``, gate and up as one matmul where fused)."""
+        mlp = self.layers[i].mlp
+        fused = self._fused[i][1] if self._fused and _packed_rows_ok(x, rows) else None
+        if fused is None:
+            return mlp(x)
+        gate, up = torch.ops.mkldnn._linear_pointwise(x, fused, None, "none", [], "").chunk(2, dim=-1)
+        return mlp.down_proj(mlp.act_fn(gate) * up)
+
+    def _begin(self, tokens: Sequence[int], slot: int, head: PromptHead | None = None) -> int:
+        """Start ``slot`` on the prompt ``tokens``: copy the leading tokens it shares with the previously
+        begun prompt (complete by now: one prompt fills at a time), or with ``head`` where that covers more
+        of it, into the slot's cache; return how many (the prompt's prefill starts there).
+
+        The previous prompt's positions below its length are never overwritten while it lives: steps write
+        each slot at its own next position, idle slots not at all. At least the last token is left to
+        compute, since its logits pick the first generated token.
         """
         n = len(tokens)
         reused = from_head = 0
         if self._last is not None:
-            reused = min(common_prefix(self._last[1], tokens), n - 1)  # at least one token computes the logits
+            reused = min(common_prefix(self._last[1], tokens), n - 1)
         if head is not None:
             from_head = min(common_prefix(head.tokens, tokens), n - 1)
         if max(reused, from_head) < MIN_REUSED_TOKENS:
@@ -193,63 +255,108 @@ class GreedyDecoder:
             for i in range(len(self.layers)):
                 self.keys[i][slot, :, :reused].copy_(self.keys[i][last_slot, :, :reused])
                 self.values[i][slot, :, :reused].copy_(self.values[i][last_slot, :, :reused])
-        cache = None
-        if reused:
-            dtype = self.lm.get_input_embeddings().weight.dtype  # cached values came from it: exact round trip
-            cache = DynamicCache(ddp_cache_data=[(self.keys[i][slot:slot + 1, :, :reused].to(dtype),
-                                                  self.values[i][slot:slot + 1, :, :reused].to(dtype))
-                                                 for i in range(len(self.layers))], config=self.lm.config)
-        ids = torch.tensor([list(tokens[reused:])], dtype=torch.long)
-        out = self.lm(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        for i, (k, v) in enumerate(cache_layers(out.past_key_values)):
-            self.keys[i][slot, :, reused:n].copy_(k[0, :, reused:n])
-            self.values[i][slot, :, reused:n].copy_(v[0, :, reused:n])
         self._last = (slot, tokens)
         self.reused_tokens += reused
         self.prefilled_tokens += n - reused
-        return int(out.logits[0, -1].float().argmax())
+        return reused
+
+    def _prefill(self, tokens: Sequence[int], slot: int, head: PromptHead | None = None) -> int:
+        """Fill ``slot``'s cache with ``tokens`` in one pass (after :meth:`_begin`'s reuse) and return the
+        next (greedy) token."""
+        start = self._begin(tokens, slot, head)
+        return self._forward(chunk=(slot, tokens[start:], start))[1]
 
     def _step(self, tokens: torch.Tensor, positions: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
-        """One decoding step of every slot (a token and its position each); returns the greedy tokens.
+        """One decoding step of every slot (a token and its position each); returns the greedy tokens."""
+        return self._forward(decode=(tokens, positions, active))[0]
 
-        Idle slots run too (on a dummy token at position 0, their result ignored): a matmul over 8 rows
-        costs what one over 5 does, and whole-buffer views avoid gathering the cache. Only the ``active``
-        slots (default: all) write their keys and values, so an idle slot keeps its prompt's cache for reuse.
+    def _forward(self, decode: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None,
+                 chunk: tuple[int, Sequence[int], int] | None = None, chunk_logits: bool = True):
+        """One pass of the model over a decoding step and/or a chunk of one prompt's prefill, as ONE batch
+        of rows: every projection, norm and MLP runs once over all rows, so a decoding step that carries a
+        prefill chunk streams the weights once for both (at 8 rows a step is bound by that streaming, not
+        by the arithmetic); only attention runs per part.
+
+        ``decode = (tokens, positions, active)``: every slot's token and position. Idle slots run too (on a
+        dummy token at position 0, their result ignored): whole-buffer views avoid gathering the cache. Only
+        the ``active`` slots (default: all) write their keys and values, so an idle slot — or the one being
+        prefilled — keeps its cache. ``chunk = (slot, tokens, start)``: the prompt tokens at positions
+        ``start, start + 1, ...`` of ``slot``, attending causally to its cache below ``start`` and to each
+        other. Returns (the decoding slots' greedy tokens or None, the greedy token after the chunk's last
+        token or None; that one only when ``chunk_logits``).
         """
-        b = self.width
-        rows = self._rows if active is None else active
-        write_at = positions if active is None else positions[active]
-        h = self.body.embed_tokens(tokens.view(b, 1))
-        cos, sin = self.body.rotary_emb(h, positions.view(b, 1))
-        span = int(positions.max()) + 1
-        # key positions beyond each row's own length are masked out (an additive -inf, built once a step)
-        beyond = torch.arange(span).view(1, 1, 1, span) > positions.view(b, 1, 1, 1)
-        mask = torch.zeros(beyond.shape).masked_fill_(beyond, float("-inf"))
+        b = self.width if decode is not None else 0
+        c = len(chunk[1]) if chunk is not None else 0
+        embed = self.body.embed_tokens
+        parts, pos = [], []
+        if decode is not None:
+            tokens, positions, active = decode
+            parts.append(tokens.view(b))
+            pos.append(positions.view(b))
+        if chunk is not None:
+            slot, chunk_tokens, start = chunk
+            parts.append(torch.tensor(list(chunk_tokens), dtype=torch.long))
+            pos.append(torch.arange(start, start + c))
+        ids, all_pos = (parts[0], pos[0]) if len(parts) == 1 else (torch.cat(parts), torch.cat(pos))
+        h = embed(ids.view(1, b + c))
+        cos, sin = self.body.rotary_emb(h, all_pos.view(1, b + c))
         group = self.n_heads // self.n_kv
+        if decode is not None:
+            rows = self._rows if active is None else active
+            write_at = positions if active is None else positions[active]
+            span = int(positions.max()) + 1
+            # each row sees the key positions up to its own (built once a step)
+            visible = torch.arange(span).view(1, 1, 1, span) <= positions.view(b, 1, 1, 1)
+            cos_d, sin_d = cos[0, :b].view(b, 1, -1), sin[0, :b].view(b, 1, -1)
+        if chunk is not None:
+            end = start + c
+            causal = torch.arange(end).view(1, end) <= torch.arange(start, end).view(c, 1)  # (c, end)
+            cos_c, sin_c = cos[:, b:], sin[:, b:]
 
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
             residual = h
             x = layer.input_layernorm(h)
-            q = attn.q_proj(x).view(b, 1, self.n_heads, self.head_dim).transpose(1, 2)
-            k = attn.k_proj(x).view(b, 1, self.n_kv, self.head_dim).transpose(1, 2)
-            v = attn.v_proj(x).view(b, 1, self.n_kv, self.head_dim).transpose(1, 2)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            q_all, k_all, v_all = self._projections(i, x, b + c)  # (1, b + c, features)
             kc, vc = self.keys[i], self.values[i]
-            kc[rows, :, write_at] = k[rows, :, 0].float()
-            vc[rows, :, write_at] = v[rows, :, 0].float()
-            keys = kc[:, :, :span]                         # (b, kv, span, d), a view
-            vals = vc[:, :, :span]
-            qf = q.float().view(b, self.n_kv, group, self.head_dim)
-            scores = torch.matmul(qf, keys.transpose(-1, -2)).mul_(self.scaling).add_(mask)  # (b, kv, group, span)
-            probs = torch.softmax(scores, dim=-1)
-            out = torch.matmul(probs, vals).to(h.dtype)  # (b, kv, group, d)
-            h = residual + attn.o_proj(out.reshape(b, 1, self.n_heads * self.head_dim))
+            outs = []
+            if decode is not None:
+                q = q_all[0, :b].view(b, 1, self.n_heads, self.head_dim).transpose(1, 2)
+                k = k_all[0, :b].view(b, 1, self.n_kv, self.head_dim).transpose(1, 2)
+                v = v_all[0, :b].view(b, 1, self.n_kv, self.head_dim).transpose(1, 2)
+                q, k = apply_rotary_pos_emb(q, k, cos_d, sin_d)
+                kc[rows, :, write_at] = k[rows, :, 0].float()
+                vc[rows, :, write_at] = v[rows, :, 0].float()
+                keys = kc[:, :, :span]                         # (b, kv, span, d), a view
+                vals = vc[:, :, :span]
+                qf = q.float().view(b, self.n_kv, group, self.head_dim)  # a kv head's query heads as its rows
+                out = torch.nn.functional.scaled_dot_product_attention(qf, keys, vals, attn_mask=visible,
+                                                                       scale=self.scaling)  # (b, kv, group, d)
+                outs.append(out.to(h.dtype).reshape(b, self.n_heads * self.head_dim))
+            if chunk is not None:
+                q = q_all[:, b:].view(1, c, self.n_heads, self.head_dim).transpose(1, 2)
+                k = k_all[:, b:].view(1, c, self.n_kv, self.head_dim).transpose(1, 2)
+                v = v_all[:, b:].view(1, c, self.n_kv, self.head_dim).transpose(1, 2)
+                q, k = apply_rotary_pos_emb(q, k, cos_c, sin_c)
+                kc[slot, :, start:end] = k[0].float()
+                vc[slot, :, start:end] = v[0].float()
+                # the model's own dtype for the attention, as its prefill runs it (float32 -> bf16 is exact here)
+                keys = kc[slot:slot + 1, :, :end].to(q.dtype).repeat_interleave(group, dim=1)
+                vals = vc[slot:slot + 1, :, :end].to(q.dtype).repeat_interleave(group, dim=1)
+                out = torch.nn.functional.scaled_dot_product_attention(q, keys, vals, attn_mask=causal,
+                                                                       scale=self.scaling)  # (1, heads, c, d)
+                outs.append(out.transpose(1, 2).reshape(c, self.n_heads * self.head_dim))
+            out = outs[0] if len(outs) == 1 else torch.cat(outs)
+            h = residual + attn.o_proj(out.view(1, b + c, -1))
             residual = h
-            h = residual + layer.mlp(layer.post_attention_layernorm(h))
-        h = self.body.norm(h)
-        logits = self.lm.lm_head(h[:, -1])
-        return logits.float().argmax(-1)
+            h = residual + self._mlp(i, layer.post_attention_layernorm(h), b + c)
+        wanted = list(range(b)) + ([b + c - 1] if chunk is not None and chunk_logits else [])
+        if not wanted:
+            return None, None
+        last = h[0, wanted] if len(wanted) < b + c else h[0]
+        greedy = self.lm.lm_head(self.body.norm(last)).float().argmax(-1)
+        return (greedy[:b] if decode is not None else None,
+                int(greedy[b]) if chunk is not None and chunk_logits else None)
 
     # -- scheduling ---------------------------------------------------------------------------
     @torch.inference_mode()
@@ -263,13 +370,17 @@ class GreedyDecoder:
         tokens; ``on_done(request, generated)`` is called as each one completes. Requests start in
         :func:`admission_order` (the given order, prompts that share a long head kept together).
         ``prompt_heads[request]``: keys and values already computed for that prompt's head (see
-        :class:`PromptHead`).
+        :class:`PromptHead`). A started prompt is prefilled ``self.prefill_chunk`` tokens a step, in the
+        same pass as the other slots' decoding step; one prompt fills at a time.
         """
         prompt_heads = prompt_heads or {}
+        if self._fused is None:
+            self._fuse()
         results: list[list[int] | None] = [None] * len(prompts)
         pending = iter(admission_order(prompts))
-        slots: dict[int, _Slot] = {}
+        slots: dict[int, _Slot] = {}  # slot -> its request, decoding or (the one in `filling`) prefilling
         free = list(range(self.width - 1, -1, -1))
+        filling: tuple[int, int] | None = None  # (slot, next prompt position to prefill)
         exhausted = False
 
         def over(st: _Slot) -> bool:
@@ -283,7 +394,7 @@ class GreedyDecoder:
                 on_done(st.request, st.generated)
 
         while True:
-            while free and not exhausted:
+            while filling is None and free and not exhausted:
                 r = next(pending, None)
                 if r is None:
                     exhausted = True
@@ -296,23 +407,38 @@ class GreedyDecoder:
                 if max_new_tokens[r] <= 0:
                     complete(s)
                     continue
-                slots[s].generated.append(self._prefill(prompts[r], s, prompt_heads.get(r)))
-                if over(slots[s]):
-                    complete(s)
+                filling = (s, self._begin(prompts[r], s, prompt_heads.get(r)))
             if not slots:
                 break
-            tokens = torch.zeros(self.width, dtype=torch.long)
-            positions = torch.zeros(self.width, dtype=torch.long)
-            for s, st in slots.items():
-                tokens[s], positions[s] = st.generated[-1], st.length
-            active = None if len(slots) == self.width else torch.tensor(sorted(slots), dtype=torch.long)
-            nxt = self._step(tokens, positions, active).tolist()
-            for s in sorted(slots):
-                st, t = slots[s], nxt[s]
+            decoding = sorted(s for s in slots if filling is None or s != filling[0])
+            decode = chunk = None
+            if decoding:
+                tokens = torch.zeros(self.width, dtype=torch.long)
+                positions = torch.zeros(self.width, dtype=torch.long)
+                for s in decoding:
+                    tokens[s], positions[s] = slots[s].generated[-1], slots[s].length
+                active = None if len(decoding) == self.width else torch.tensor(decoding, dtype=torch.long)
+                decode = (tokens, positions, active)
+            if filling is not None:
+                s, start = filling
+                prompt = prompts[slots[s].request]
+                end = min(start + self.prefill_chunk, len(prompt))
+                chunk = (s, prompt[start:end], start)
+            nxt, first = self._forward(decode, chunk, chunk_logits=chunk is not None and end == len(prompt))
+            nxt = nxt.tolist() if nxt is not None else []
+            for s in decoding:
+                st = slots[s]
                 st.length += 1
-                st.generated.append(int(t))
+                st.generated.append(nxt[s])
                 if over(st):
                     complete(s)
+            if chunk is not None:
+                s = chunk[0]
+                filling = None if end == len(prompt) else (s, end)
+                if first is not None:
+                    slots[s].generated.append(first)
+                    if over(slots[s]):
+                        complete(s)
         return results  # type: ignore[return-value]
 
 

@@ -41,8 +41,56 @@ def test_decoder_matches_generate_token_for_token(tiny_llama):
     assert len({tuple(r) for r in ref}) == len(ref)  # the prompts lead to different continuations
     assert all(len(set(r)) > len(r) // 2 for r in ref if len(r) > 4)  # not one token repeated
     for width in (1, 2, 8):  # more slots than requests, fewer, one
-        dec = fast_generate.GreedyDecoder(tiny_llama, width=width, max_positions=40)
-        assert dec.generate(PROMPTS, n, lambda r, g: False) == ref
+        for chunk in (None, 3):  # whole prompts, or 3 tokens a step (prompts filled over several steps)
+            dec = fast_generate.GreedyDecoder(tiny_llama, width=width, max_positions=40, prefill_chunk=chunk)
+            assert dec.generate(PROMPTS, n, lambda r, g: False) == ref, (width, chunk)
+
+
+def test_prefill_chunks_ride_along_with_decoding_steps(tiny_llama):
+    """A prompt's prefill runs in the same pass as the other slots' decoding step: one pass per step, the
+    chunk's rows and the decoding rows together (not a prefill pass, then a step)."""
+    passes = []
+    dec = fast_generate.GreedyDecoder(tiny_llama, width=2, max_positions=40, prefill_chunk=4)
+    forward = dec._forward
+
+    def spy(decode=None, chunk=None, chunk_logits=True):
+        passes.append((decode is not None, len(chunk[1]) if chunk else 0))
+        return forward(decode, chunk, chunk_logits)
+    dec._forward = spy
+    prompts, n = [PROMPTS[0], PROMPTS[2]], [12, 3]  # 7 and 14 tokens
+    assert dec.generate(prompts, n, lambda r, g: False) == [_reference(tiny_llama, p, k) for p, k in zip(prompts, n)]
+    # prompt 0: 4 + 3 tokens alone; prompt 1 (14 tokens: 4 + 4 + 4 + 2) alongside prompt 0's steps
+    assert passes[:6] == [(False, 4), (False, 3), (True, 4), (True, 4), (True, 4), (True, 2)]
+    assert all(not c for _, c in passes[6:]) and len(passes) == 2 + 11  # then decoding only: 11 more steps
+    assert dec.prefilled_tokens == 21
+
+
+def test_fused_projections_decode_the_same_tokens_and_leave_lora_layers_alone(tiny_llama):
+    """q/k/v and gate/up run as one packed matmul each in decoding steps: same tokens as the module-by-module
+    path; a PEFT adapter's LoRA layers are not fused (their own forward runs)."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    n = [12, 5, 9, 1, 20]
+    fused = fast_generate.GreedyDecoder(tiny_llama, width=3, max_positions=40)
+    plain = fast_generate.GreedyDecoder(tiny_llama, width=3, max_positions=40)
+    plain._fused = []  # no fused weights: every projection module runs on its own
+    with fast_generate.prepacked_linears(tiny_llama, 3):
+        got = fused.generate(PROMPTS, n, lambda r, g: False)
+        assert got == plain.generate(PROMPTS, n, lambda r, g: False)
+    assert got == [_reference(tiny_llama, p, k) for p, k in zip(PROMPTS, n)]
+    if torch.backends.mkldnn.is_available():
+        assert all(qkv is not None and gate_up is not None for qkv, gate_up in fused._fused)
+
+    torch.manual_seed(1)
+    lora = get_peft_model(copy.deepcopy(tiny_llama), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                                  init_lora_weights=False)).eval()
+    dec = fast_generate.GreedyDecoder(lora, width=3, max_positions=40)
+    got = dec.generate(PROMPTS, n, lambda r, g: False)
+    assert all(qkv is None for qkv, _ in dec._fused)  # q and v are LoRA layers: their forward, unfused
+    assert got == [_reference(lora, p, k) for p, k in zip(PROMPTS, n)]
+    assert got != [_reference(tiny_llama, p, k) for p, k in zip(PROMPTS, n)]  # the adapter does change them
 
 
 def test_decoder_stops_where_finished_says_and_reports_each_request_once(tiny_llama):
