@@ -42,7 +42,7 @@ from econ_eval.evaluate import DEFAULT_BACKEND, DEFAULT_DTYPE  # noqa: E402
 from econ_eval.config import fitted_dtype, machine  # noqa: E402
 
 #: the default dtype on this machine (bfloat16 where it has native bf16 matmuls, else float32)
-DTYPE = fitted_dtype(DEFAULT_DTYPE)[0]
+DTYPE = fitted_dtype(DEFAULT_DTYPE, "cpu")[0]
 
 #: the batch size every backend is compared at (the 2-core machine's fitted size; see econ_eval/calibrate.py)
 DEFAULT_BATCH_SIZE = FALLBACK_BATCH_SIZE

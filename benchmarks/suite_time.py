@@ -44,7 +44,7 @@ from econ_eval.evaluate import DEFAULT_BACKEND, DEFAULT_DTYPE, WILDCARD_TASKS  #
 from econ_eval.config import fitted_dtype  # noqa: E402
 
 #: the default dtype on this machine (bfloat16 where it has native bf16 matmuls, else float32)
-DTYPE = fitted_dtype(DEFAULT_DTYPE)[0]
+DTYPE = fitted_dtype(DEFAULT_DTYPE, "cpu")[0]
 
 
 def test_size(task: str) -> int:

@@ -145,7 +145,7 @@ def _cmd_calibrate(args) -> int:
 
     threads = config.default_threads()
     pretrained = resolve_model(args.model)
-    dtype, _ = config.fitted_dtype(args.dtype)
+    dtype, _ = config.fitted_dtype(args.dtype, "cpu")  # calibration runs on the CPU
     key = machine_key(args.model, dtype, args.backend, threads)
     if args.force:
         data = _read_cache()

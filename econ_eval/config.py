@@ -154,20 +154,24 @@ def cpu_native_bf16() -> bool:
     return bool(check()) if check is not None else False
 
 
-def native_bf16() -> bool:
-    """Whether this machine runs bf16 matmuls natively: a CUDA GPU, or a CPU where :func:`cpu_native_bf16`."""
+def native_bf16(device: str | None = None) -> bool:
+    """Whether bf16 matmuls run natively where the model runs: on ``device`` ("cpu", "cuda", "cuda:1", ...)
+    when given — a CUDA device, or the CPU where :func:`cpu_native_bf16` — else on the best this machine has
+    (a CUDA GPU if any)."""
     import torch
 
+    if device is not None and not device.startswith("cuda"):
+        return cpu_native_bf16()
     return torch.cuda.is_available() or cpu_native_bf16()
 
 
-def fitted_dtype(requested: str = FITTED_DTYPE) -> tuple[str, str]:
-    """The model dtype for ``requested`` on this machine and why: ``(dtype, reason)``. An explicit dtype is
-    kept; ``"fitted"`` becomes bfloat16 where :func:`native_bf16` holds, else float32 (recorded in every run's
-    ``system_*.json`` as ``dtype`` and ``dtype_choice``)."""
+def fitted_dtype(requested: str = FITTED_DTYPE, device: str | None = None) -> tuple[str, str]:
+    """The model dtype for ``requested`` on ``device`` (see :func:`native_bf16`) and why: ``(dtype, reason)``.
+    An explicit dtype is kept; ``"fitted"`` becomes bfloat16 where :func:`native_bf16` holds, else float32
+    (recorded in every run's ``system_*.json`` as ``dtype`` and ``dtype_choice``)."""
     if requested != FITTED_DTYPE:
         return requested, "requested"
-    if native_bf16():
+    if native_bf16(device):
         return "bfloat16", "fitted: this machine has native bf16 matmuls (oneDNN AVX-512/AMX, or a GPU)"
     return "float32", ("fitted: this CPU has no native bf16 matmuls (no AVX-512/AMX), where bf16 is emulated "
                        "and several times slower than float32")

@@ -37,16 +37,17 @@ WILDCARD_TASKS = [name for name, spec in tasks.TASKS.items() if not spec.lite_of
 
 #: CPU defaults (benchmarks/eval_throughput.py, 2 cores): bf16 is ~2.9x faster than fp32 on a CPU with native bf16
 #: matmuls (AVX-512/AMX; on an AVX2-only CPU it is emulated and several times slower: hence dtype "fitted",
-#: config.fitted_dtype), batch 8 beats 1, 16 and 32 there (not on every CPU: hence "fitted"), and the econ-hf backend is faster than hf at the same batch and
-#: dtype (results/benchmarks/eval_throughput.json). A full econ run of the base model took 14.5 min before econ-hf's
-#: greedy decoder (hf at batch 8: 20.4; at batch 16: 23.0). The published runs used
-#: hf at batch 16 (their system_*.json says so); scores move within their standard errors between the settings.
+#: config.fitted_dtype), batch 8 beats 1, 16 and 32 there (not on every CPU: hence "fitted"), and the econ-hf
+#: backend is faster than hf at the same batch and dtype (results/benchmarks/eval_throughput.json). A full econ
+#: run of the base model took 14.5 min before econ-hf's greedy decoder (hf at batch 8: 20.4; at batch 16: 23.0).
+#: The published runs used hf at batch 16 (their system_*.json says so); scores move within their standard errors
+#: between the settings.
 #: "fitted" = the batch size calibrated for the machine the run is on (econ_eval/calibrate.py; cached per machine;
 #: a first-look run without a cached calibration uses 8); an integer or lm-eval's "auto" are passed through.
 DEFAULT_BATCH_SIZE = "fitted"
 DEFAULT_DTYPE = FITTED_DTYPE
-#: lm-eval model backends: ``econ-hf`` (econ_eval/hf_prefix_shared.py: hf with prefix-shared log-likelihoods, run through
-#: ``python -m econ_eval.lm_eval_cli``) or lm-eval's own ``hf`` (``python -m lm_eval``).
+#: lm-eval model backends: ``econ-hf`` (econ_eval/hf_prefix_shared.py: hf with prefix-shared log-likelihoods, run
+#: through ``python -m econ_eval.lm_eval_cli``) or lm-eval's own ``hf`` (``python -m lm_eval``).
 BACKENDS = ("econ-hf", "hf")
 DEFAULT_BACKEND = "econ-hf"
 
@@ -181,11 +182,11 @@ def run_suite(spec: EvalSpec, *, log=print, threads: int | None = None, child_ou
     staging = root / "tmp" / f"{name}-{os.getpid()}-{int(time.time())}"
     staging.mkdir(parents=True, exist_ok=True)
     threads = threads or default_threads()
-    dtype, dtype_reason = fitted_dtype(spec.dtype)
+    dtype, dtype_reason = fitted_dtype(spec.dtype, spec.device)
     spec = replace(spec, dtype=dtype)
     if dtype_reason != "requested":
         log(f"dtype {dtype} ({dtype_reason})")
-    elif dtype == "bfloat16" and not native_bf16():
+    elif dtype == "bfloat16" and not native_bf16(spec.device):
         warnings.append("bfloat16 on a CPU without native bf16 matmuls (no AVX-512/AMX) is emulated and several "
                         "times slower than float32; --dtype fitted picks float32 here")
         log(warnings[-1])
@@ -231,7 +232,8 @@ def run_suite(spec: EvalSpec, *, log=print, threads: int | None = None, child_ou
     results_file = next(p for p in moved if p.name.startswith("results_"))
     run_folder.write_system(results_file, {
         "system": name, "base_model": spec.model, "pretrained": pretrained, "adapter": spec.adapter,
-        "dtype": spec.dtype, "dtype_choice": dtype_reason, "batch_size": spec.batch_size, "batch_size_choice": batch_choice,
+        "dtype": spec.dtype, "dtype_choice": dtype_reason,
+        "batch_size": spec.batch_size, "batch_size_choice": batch_choice,
         "backend": spec.backend, "device": spec.device,
         "chat_template": spec.chat_template, "limit": spec.limit, "tasks": spec.tasks,
         "wall_time_s": round(wall, 1), "command": shlex.join(cmd), "results_file": results_file.name,

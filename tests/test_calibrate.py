@@ -46,6 +46,19 @@ def test_default_dtype_is_bf16_only_where_the_machine_has_native_bf16_matmuls(mo
     assert evaluate.EvalSpec().dtype == config.FITTED_DTYPE and fast_generate.packing_supported()
 
 
+def test_fitted_dtype_asks_the_device_the_run_uses(monkeypatch):
+    # regression: a --device cpu run on a machine with a CUDA GPU got bf16 although its CPU emulates it
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert config.native_bf16() and config.native_bf16("cuda:0")
+    assert not config.native_bf16("cpu")
+    assert config.fitted_dtype(device="cpu")[0] == "float32"
+    assert config.fitted_dtype(device="cuda")[0] == "bfloat16"
+    assert config.fitted_dtype("bfloat16", "cpu") == ("bfloat16", "requested")
+
+
 def test_usable_cores_follows_the_affinity_mask(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
     assert config.usable_cores() == 1

@@ -34,7 +34,7 @@ class SideBySide:
         path = resolve_model(base)
         self.base_name, self.adapter = base, adapter
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.dtype, _ = config.fitted_dtype(dtype)  # bf16 only where the machine has native bf16 matmuls
+        self.dtype, _ = config.fitted_dtype(dtype, "cpu")  # the models run on the CPU: bf16 only where it is native
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype))
         if adapter:
             check_adapter(adapter, base, warn=lambda m: print(m, file=sys.stderr))  # names a broken file
