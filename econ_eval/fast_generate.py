@@ -205,7 +205,8 @@ class GreedyDecoder:
         for layer in self.layers:
             attn, mlp = layer.self_attn, layer.mlp
             qkv = _packed_concat([attn.q_proj, attn.k_proj, attn.v_proj])
-            gate_up = _packed_concat([mlp.gate_proj, mlp.up_proj]) if hasattr(mlp, "act_fn") else None
+            llama_mlp = all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn"))
+            gate_up = _packed_concat([mlp.gate_proj, mlp.up_proj]) if llama_mlp else None
             self._fused.append((qkv, gate_up))
 
     def _projections(self, i: int, x: torch.Tensor, rows: int):
