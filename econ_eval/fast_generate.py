@@ -94,12 +94,11 @@ def prepacked_linears(model, batch_hint: int = 8) -> Iterator[int]:
     Yields how many modules were patched (0: nothing changes).
     """
     patched = []
-    pack_bf16, pack_fp32 = packing_supported(), torch.backends.mkldnn.is_available()
+    packs = {dtype: _packs(dtype) for dtype in (torch.bfloat16, torch.float32)}
     for module in model.modules():
         if type(module) is not torch.nn.Linear or "forward" in module.__dict__:
             continue
-        dtype = module.weight.dtype
-        if (dtype == torch.bfloat16 and pack_bf16) or (dtype == torch.float32 and pack_fp32):
+        if packs.get(module.weight.dtype, False):
             packed = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), batch_hint)
             bias = None if module.bias is None else module.bias.detach()
             module.forward = _packed_forward(module, packed, bias)
@@ -119,21 +118,29 @@ def packing_supported() -> bool:
     return cpu_native_bf16()
 
 
+def _packs(dtype: torch.dtype) -> bool:
+    """Whether linear weights of ``dtype`` are packed for oneDNN here (bf16: :func:`packing_supported`;
+    float32: wherever torch has oneDNN)."""
+    if dtype == torch.bfloat16:
+        return packing_supported()
+    return dtype == torch.float32 and torch.backends.mkldnn.is_available()
+
+
 def _packed_forward(module, packed, bias):
     dtype = module.weight.dtype
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != dtype or (dtype == torch.float32 and (
-                x.numel() > FP32_PACKED_MAX_ROWS * x.shape[-1] or torch.is_autocast_enabled(x.device.type))):
+        if x.dtype != dtype or not _packed_rows_ok(x):
             return torch.nn.functional.linear(x, module.weight, module.bias)  # the module's own path
         return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
     return forward
 
 
-def _packed_rows_ok(x: torch.Tensor, rows: int) -> bool:
-    """Whether ``rows`` rows of ``x`` go to a packed weight (float32: few rows and no autocast; bf16: always)."""
+def _packed_rows_ok(x: torch.Tensor) -> bool:
+    """Whether ``x`` goes to a packed weight (float32: at most :data:`FP32_PACKED_MAX_ROWS` rows and no
+    autocast; bf16: always)."""
     if x.dtype == torch.float32:
-        return rows <= FP32_PACKED_MAX_ROWS and not torch.is_autocast_enabled(x.device.type)
+        return x.numel() <= FP32_PACKED_MAX_ROWS * x.shape[-1] and not torch.is_autocast_enabled(x.device.type)
     return True
 
 
@@ -143,9 +150,7 @@ def _packed_concat(modules) -> torch.Tensor | None:
     if not all(type(m) is torch.nn.Linear and m.bias is None and not m.weight.is_cuda for m in modules):
         return None
     dtypes = {m.weight.dtype for m in modules}
-    dtype = dtypes.pop() if len(dtypes) == 1 else None
-    if not ((dtype == torch.bfloat16 and packing_supported()) or
-            (dtype == torch.float32 and torch.backends.mkldnn.is_available())):
+    if len(dtypes) != 1 or not _packs(dtypes.pop()):
         return None
     weight = torch.cat([m.weight.detach() for m in modules])
     return torch.ops.mkldnn._reorder_linear_weight(weight, 8)
@@ -209,21 +214,21 @@ class GreedyDecoder:
             gate_up = _packed_concat([mlp.gate_proj, mlp.up_proj]) if llama_mlp else None
             self._fused.append((qkv, gate_up))
 
-    def _projections(self, i: int, x: torch.Tensor, rows: int):
+    def _projections(self, i: int, x: torch.Tensor):
         """Layer ``i``'s (queries, keys, values) for ``x``: one fused matmul where :meth:`_fuse` packed them
         and the rows are few enough for the packed kernel (see :data:`FP32_PACKED_MAX_ROWS`)."""
         attn = self.layers[i].self_attn
-        fused = self._fused[i][0] if self._fused and _packed_rows_ok(x, rows) else None
+        fused = self._fused[i][0] if self._fused and _packed_rows_ok(x) else None
         if fused is None:
             return attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
         out = torch.ops.mkldnn._linear_pointwise(x, fused, None, "none", [], "")
         nq, nkv = self.n_heads * self.head_dim, self.n_kv * self.head_dim
         return out[..., :nq], out[..., nq:nq + nkv], out[..., nq + nkv:]
 
-    def _mlp(self, i: int, x: torch.Tensor, rows: int) -> torch.Tensor:
+    def _mlp(self, i: int, x: torch.Tensor) -> torch.Tensor:
         """Layer ``i``'s MLP on ``x`` (``down(act(gate(x)) * up(x))``, gate and up as one matmul where fused)."""
         mlp = self.layers[i].mlp
-        fused = self._fused[i][1] if self._fused and _packed_rows_ok(x, rows) else None
+        fused = self._fused[i][1] if self._fused and _packed_rows_ok(x) else None
         if fused is None:
             return mlp(x)
         gate, up = torch.ops.mkldnn._linear_pointwise(x, fused, None, "none", [], "").chunk(2, dim=-1)
@@ -318,7 +323,7 @@ class GreedyDecoder:
             attn = layer.self_attn
             residual = h
             x = layer.input_layernorm(h)
-            q_all, k_all, v_all = self._projections(i, x, b + c)  # (1, b + c, features)
+            q_all, k_all, v_all = self._projections(i, x)  # (1, b + c, features)
             kc, vc = self.keys[i], self.values[i]
             outs = []
             if decode is not None:
@@ -350,7 +355,7 @@ class GreedyDecoder:
             out = outs[0] if len(outs) == 1 else torch.cat(outs)
             h = residual + attn.o_proj(out.view(1, b + c, -1))
             residual = h
-            h = residual + self._mlp(i, layer.post_attention_layernorm(h), b + c)
+            h = residual + self._mlp(i, layer.post_attention_layernorm(h))
         wanted = list(range(b)) + ([b + c - 1] if chunk is not None and chunk_logits else [])
         if not wanted:
             return None, None
