@@ -130,8 +130,13 @@ def eval_throughput_block(root: Path, name: str = "eval_throughput") -> str:
                      f"{r['samples_per_s']:.2f} | {gen} | {r['prompt_tokens_per_s']:.0f} |")
     speed = doc["speedup_vs_hf_same_batch_and_dtype"]
     by_kind = doc["speedup_vs_batch1_by_kind"]
+    pairs = doc.get("generation_pairs")
+    paired = (f" (the median of {len(pairs['pairs'])} back-to-back runs of both: "
+              + ", ".join(f"{p['hf_s']:.1f} / {p['econ_hf_s']:.1f} s = {p['ratio']}x" for p in pairs["pairs"])
+              + ")") if pairs else ""
     lines += ["", f"- econ-hf against lm-eval's `hf` at the same batch size and dtype: log-likelihoods "
-                  f"**{speed['loglikelihood']}x**, generation **{speed['generation']}x**; against lm-eval's defaults "
+                  f"**{speed['loglikelihood']}x**, generation **{speed['generation']}x**{paired}; "
+                  f"against lm-eval's defaults "
                   f"(batch 1, float32): **{doc['speedup_vs_batch1']}x** in all (log-likelihood "
                   f"{by_kind['loglikelihood']}x, generation {by_kind['generation']}x)."]
     agree = doc.get("generation_agreement")

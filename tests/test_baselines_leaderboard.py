@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -349,6 +350,14 @@ def test_readme_tables_are_generated_from_results(tmp_path):
         assert speed["dtype"] == "float32" and not speed["machine"]["avx512"]
         assert f"generation **{speed['speedup_vs_hf_same_batch_and_dtype']['generation']}x**" in \
             blocks["eval-throughput-avx2"] and "Identical generated texts (fp32)" in blocks["eval-throughput-avx2"]
+        pairs = speed.get("generation_pairs")
+        if pairs:  # the generation ratio is the median of back-to-back pairs, each shown
+            ratios = [p["ratio"] for p in pairs["pairs"]]
+            assert speed["speedup_vs_hf_same_batch_and_dtype"]["generation"] == pairs["median_ratio"] == \
+                round(statistics.median(ratios), 2)
+            assert f"the median of {len(ratios)} back-to-back runs" in blocks["eval-throughput-avx2"]
+            assert all(f"{p['hf_s']:.1f} / {p['econ_hf_s']:.1f} s = {p['ratio']}x" in blocks["eval-throughput-avx2"]
+                       for p in pairs["pairs"])
     suite = json.loads((REPO / "results" / "benchmarks" / "suite_time.json").read_text())
     assert f"{suite['predicted_full_suite_min']} min predicted" in blocks["suite-time"]
     assert blocks["suite-time"].count("\n| econ_") == len(suite["rows"])
