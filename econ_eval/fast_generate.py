@@ -206,7 +206,8 @@ class GreedyDecoder:
         self._fused: list[tuple[torch.Tensor | None, torch.Tensor | None]] | None = None  # see _fuse
         # one scratch position past the last, where idle rows of a decoding step write (see _forward)
         shape = (width, self.n_kv, max_positions + 1, self.head_dim)
-        self._rows = torch.arange(width)
+        # each (slot, kv head)'s first row in a layer's cache viewed as (rows, head_dim): a step writes at + position
+        self._cache_rows = (torch.arange(width).view(width, 1) * self.n_kv + torch.arange(self.n_kv)) * shape[2]
         self.keys = [torch.zeros(shape) for _ in self.layers]
         self.values = [torch.zeros(shape) for _ in self.layers]
         self._last: tuple[int, Sequence[int]] | None = None  # (slot, prompt) of the last prefill
@@ -332,8 +333,7 @@ class GreedyDecoder:
             # scratch position (one past the last), so every row writes and none gathers
             at = positions if active is None else \
                 torch.full((b,), self.max_positions, dtype=torch.long).index_copy_(0, active, positions[active])
-            cache_row = (self._rows.view(b, 1) * kv + torch.arange(kv)) * (self.max_positions + 1)
-            write = (cache_row + at.view(b, 1)).view(-1)
+            write = (self._cache_rows + at.view(b, 1)).view(-1)
         if chunk is not None:
             end = start + c
             hidden = torch.arange(end).view(1, end) > torch.arange(start, end).view(c, 1)  # (c, end)

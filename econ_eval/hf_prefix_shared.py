@@ -18,7 +18,8 @@ answers (100% on its documents) and the largest log-likelihood difference.
 
 Greedy ``generate_until`` runs on ``econ_eval.fast_generate.GreedyDecoder`` (preallocated KV cache,
 continuous batching of ``batch_size`` sequences, each new prompt prefilled in the same pass as the others'
-decoding step, the model's own weights packed once for oneDNN) with lm-eval's request order, stop sequences, ``max_gen_toks``, post-processing and cache entries.
+decoding step, the model's own weights packed once for oneDNN) with lm-eval's request order, stop sequences,
+``max_gen_toks``, post-processing and cache entries.
 In float32 its texts equal ``hf``'s (``tests/test_fast_generate.py``); in bf16 a near-tie can flip a token,
 as it does between ``hf`` at batch 1 and batch 8 — the benchmark counts both. Sampling, ``auto`` batch
 sizes, non-Llama models and GPUs use lm-eval's own ``generate_until``; ``fast_generate=false`` forces it.
