@@ -39,6 +39,7 @@ flip a near-tie. ``benchmarks/eval_throughput.py`` counts identical outputs.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -82,6 +83,34 @@ PREFILL_CHUNK = 1024
 #: 6.2 ms, 576x1536 0.35 -> 0.16 ms), while for a prefill's hundreds of rows the two are level
 FP32_PACKED_MAX_ROWS = 32
 
+#: packed (and fused) weight copies are made only while they take at most this share of the memory available
+#: when they are made; above it the model runs on its own weights (slower, but it fits). Packing copies every
+#: linear weight once more (the embedded 135M model in float32: 513 MiB of weights, RSS 0.4 -> 1.4 GiB), the
+#: decoder's fused q/k/v and gate/up weights add ~0.8x the layers' weights (+0.4 GiB): a 7B model in bf16
+#: would need ~13 + ~10 GB beside its own 14, more than a 24 GiB machine has.
+PACKED_COPIES_MAX_SHARE = 0.5
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations now (psutil's ``available``), or None where unknown."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def copies_fit(nbytes: int, what: str) -> bool:
+    """Whether ``nbytes`` of weight copies for ``what`` fit in :data:`PACKED_COPIES_MAX_SHARE` of the memory
+    available now; if not, warns (naming the sizes and the slower path taken) and returns False."""
+    available = available_memory()
+    if available is None or nbytes <= PACKED_COPIES_MAX_SHARE * available:
+        return True
+    warnings.warn(f"{what}: skipped, its {nbytes / 2**30:.1f} GiB of weight copies would take more than "
+                  f"{PACKED_COPIES_MAX_SHARE:.0%} of the {available / 2**30:.1f} GiB of memory available; the model "
+                  "runs on its own weights instead (same results, slower)", RuntimeWarning, stacklevel=3)
+    return False
+
 
 @contextlib.contextmanager
 def prepacked_linears(model, batch_hint: int = 8) -> Iterator[int]:
@@ -96,18 +125,20 @@ def prepacked_linears(model, batch_hint: int = 8) -> Iterator[int]:
     weight (see there), larger ones on ``F.linear`` as before; the packed GEMM sums in another order, so its
     outputs differ from MKL's by float32 rounding (~1e-6 relative). Not under autocast (``F.linear`` then).
 
+    Packing is skipped (with a warning) where the copies would not fit: :func:`copies_fit`.
     Yields how many modules were patched (0: nothing changes).
     """
     patched = []
     packs = {dtype: _packs(dtype) for dtype in (torch.bfloat16, torch.float32)}
-    for module in model.modules():
-        if type(module) is not torch.nn.Linear or "forward" in module.__dict__:
-            continue
-        if packs.get(module.weight.dtype, False):
-            packed = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), batch_hint)
-            bias = None if module.bias is None else module.bias.detach()
-            module.forward = _packed_forward(module, packed, bias)
-            patched.append(module)
+    chosen = [m for m in model.modules() if type(m) is torch.nn.Linear and "forward" not in m.__dict__
+              and packs.get(m.weight.dtype, False)]
+    if not copies_fit(sum(m.weight.nbytes for m in chosen), "packing the linear weights for oneDNN"):
+        chosen = []
+    for module in chosen:
+        packed = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), batch_hint)
+        bias = None if module.bias is None else module.bias.detach()
+        module.forward = _packed_forward(module, packed, bias)
+        patched.append(module)
     try:
         yield len(patched)
     finally:
@@ -220,8 +251,15 @@ class GreedyDecoder:
         (built once per decoder): a decoding step then makes 4 weight passes a layer instead of 7 (measured on
         a 2-core AVX2 EPYC, float32, 8 rows: the 211 linears of a step 47-55 -> 38-42 ms). Only plain
         ``nn.Linear`` projections without bias, in a dtype packed here (:func:`prepacked_linears`), are fused;
-        a PEFT adapter's LoRA layers keep their own forward."""
+        a PEFT adapter's LoRA layers keep their own forward. Skipped where the copies would not fit in memory
+        (:func:`copies_fit`)."""
         self._fused = []
+        fusable = [m for layer in self.layers for m in (layer.self_attn.q_proj, layer.self_attn.k_proj,
+                                                         layer.self_attn.v_proj, getattr(layer.mlp, "gate_proj", None),
+                                                         getattr(layer.mlp, "up_proj", None))
+                   if type(m) is torch.nn.Linear and _packs(m.weight.dtype)]
+        if not copies_fit(sum(m.weight.nbytes for m in fusable), "fusing the q/k/v and gate/up projections"):
+            return
         for layer in self.layers:
             attn, mlp = layer.self_attn, layer.mlp
             qkv = _packed_concat([attn.q_proj, attn.k_proj, attn.v_proj])

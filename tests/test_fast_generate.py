@@ -7,6 +7,8 @@ exactly; the slow tests compare econ-hf with lm-eval's own ``hf`` generation on 
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -253,6 +255,34 @@ def test_prepacked_float32_linears_run_decoding_rows_only(tiny_llama):
     assert torch.allclose(packed_head, plain_head, rtol=1e-5, atol=1e-6)
     assert torch.equal(packed_prefill, plain_prefill)  # above FP32_PACKED_MAX_ROWS rows: F.linear, unchanged
     assert torch.equal(packed_auto, plain_auto) and packed_auto.dtype == torch.bfloat16  # autocast: F.linear
+
+
+def test_weight_copies_are_skipped_where_they_would_not_fit_in_memory(tiny_llama, monkeypatch):
+    """Packed and fused weight copies are made only within a share of the available memory (a 7B model's
+    would not fit beside it on a 24 GiB machine); without them the same tokens come out, on the model's own
+    weights."""
+    n = [12, 5, 9, 1, 20]
+    ref = [_reference(tiny_llama, p, k) for p, k in zip(PROMPTS, n)]
+    assert fast_generate.available_memory() > 0
+    if torch.backends.mkldnn.is_available():  # within the default share: packed and fused
+        dec = fast_generate.GreedyDecoder(tiny_llama, width=3, max_positions=40)
+        with fast_generate.prepacked_linears(tiny_llama, 3) as patched:
+            assert patched == 2 * 7 + 1
+            assert dec.generate(PROMPTS, n, lambda r, g: False) == ref
+        assert all(qkv is not None for qkv, _ in dec._fused)
+    monkeypatch.setattr(fast_generate, "PACKED_COPIES_MAX_SHARE", 1e-12)  # no copy fits
+    dec = fast_generate.GreedyDecoder(tiny_llama, width=3, max_positions=40)
+    with warnings.catch_warnings(record=True) as caught, fast_generate.prepacked_linears(tiny_llama, 3) as patched:
+        warnings.simplefilter("always")
+        assert patched == 0
+        assert dec.generate(PROMPTS, n, lambda r, g: False) == ref
+    assert not any("forward" in m.__dict__ for m in tiny_llama.modules())
+    if torch.backends.mkldnn.is_available():
+        assert dec._fused == []
+        messages = [str(w.message) for w in caught]
+        assert any(m.startswith("packing the linear weights for oneDNN: skipped") for m in messages), messages
+        assert any(m.startswith("fusing the q/k/v and gate/up projections: skipped") and "GiB of memory available"
+                   in m for m in messages), messages
 
 
 def test_supports_only_llama_layouts(tiny_llama):
