@@ -103,12 +103,14 @@ def summarise(runs: list[dict]) -> dict:
 
 def validation_f1(adapter: Path, recipe, n: int, seed: int = 0) -> dict:
     """F1 of the signal class on ``n`` seeded validation stories (next-token "Yes" vs "No"), with the stories
-    clipped as ``recipe`` clipped them for training."""
+    clipped as ``recipe`` clipped them for training; under bf16 autocast where this CPU has native bf16 matmuls,
+    else in float32 (emulated bf16 is several times slower), the choice recorded as ``dtype``."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from econ_eval import tasks
+    from econ_eval.config import fitted_dtype
     from econ_eval.data.build import _order_key
     from econ_eval.finetune.data import clip_doc
     from econ_eval.io import read_jsonl
@@ -126,7 +128,8 @@ def validation_f1(adapter: Path, recipe, n: int, seed: int = 0) -> dict:
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter)).eval()
     yes, no = (tok.encode(w, add_special_tokens=False)[0] for w in ("Yes", "No"))
     preds = []
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    dtype = fitted_dtype(device="cpu")[0]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
         for i in range(0, len(rows), 8):
             texts = [tok.apply_chat_template([{"role": "user", "content": spec.prompt(clip_doc(r, max_chars))}],
                                              tokenize=False, add_generation_prompt=True) for r in rows[i:i + 8]]
@@ -135,7 +138,7 @@ def validation_f1(adapter: Path, recipe, n: int, seed: int = 0) -> dict:
             preds += [int(v) for v in (logits[:, yes] > logits[:, no]).tolist()]
     gold = [int(r["signal"]) for r in rows]
     return {"f1": round(f1(list(zip(gold, preds))), 4), "n": len(rows), "positives": sum(gold),
-            "predicted_positive": sum(preds)}
+            "predicted_positive": sum(preds), "dtype": dtype}
 
 
 def run_one(method: str, lr: float, seed: int, ratio: float, max_steps: int | None, f1_n: int,
