@@ -18,7 +18,8 @@ answers (100% on its documents) and the largest log-likelihood difference.
 
 Greedy ``generate_until`` runs on ``econ_eval.fast_generate.GreedyDecoder`` (preallocated KV cache,
 continuous batching of ``batch_size`` sequences, each new prompt prefilled in the same pass as the others'
-decoding step, the model's own weights packed once for oneDNN) with lm-eval's request order, stop sequences,
+decoding step, prompt-lookup draft tokens checked in the same pass, the model's own weights packed once for
+oneDNN) with lm-eval's request order, stop sequences,
 ``max_gen_toks``, post-processing and cache entries.
 In float32 its texts equal ``hf``'s (``tests/test_fast_generate.py``); in bf16 a near-tie can flip a token,
 as it does between ``hf`` at batch 1 and batch 8 — the benchmark counts both. Sampling, ``auto`` batch
@@ -57,13 +58,18 @@ class PrefixSharedHFLM(HFLM):
 
     Every ``hf`` model argument works unchanged (``pretrained=``, ``peft=``, ``dtype=`` ...);
     ``shared_prefix=False`` turns the fast log-likelihood path off and ``fast_generate=False`` the greedy
-    decoder of ``econ_eval.fast_generate`` (lm-eval's own code then runs for that request type).
+    decoder of ``econ_eval.fast_generate`` (lm-eval's own code then runs for that request type);
+    ``draft_tokens=N`` sets how many prompt-lookup draft tokens a decoding row checks per step (0: none).
     """
 
-    def __init__(self, *args, shared_prefix: bool = True, fast_generate: bool = True, **kwargs):
+    def __init__(self, *args, shared_prefix: bool = True, fast_generate: bool = True,
+                 draft_tokens: int = fast_generate.DRAFT_TOKENS, **kwargs):
         super().__init__(*args, **kwargs)
         self.shared_prefix = _flag(shared_prefix)
         self.fast_generate = _flag(fast_generate)
+        self.draft_tokens = int(draft_tokens)
+        if self.draft_tokens < 0:
+            raise ValueError(f"econ-hf model argument draft_tokens={draft_tokens}: expected 0 (no drafts) or more")
         self._run_tasks: list = []          # the run's lm-eval tasks (expect_tasks), to look ahead at generation
         self._early_answers: dict[tuple[str, str], str] = {}  # greedy answers generated alongside log-likelihoods
         self.answered_early = 0             # generation requests answered from _early_answers (for benchmarks)
@@ -252,7 +258,8 @@ class PrefixSharedHFLM(HFLM):
         if todo:
             greedy = self._greedy_requests([ordered[i] for i in todo])
             decoder = fast_generate.GreedyDecoder(
-                self.model, width=width, max_positions=max(len(r.prompt) + r.max_gen_toks for r in greedy))
+                self.model, width=width, max_positions=max(len(r.prompt) + r.max_gen_toks for r in greedy),
+                draft_tokens=self.draft_tokens)
             with torch.inference_mode(), fast_generate.prepacked_linears(self.model, width):
                 decoded = self._decode_greedy(greedy, decoder, on_done=lambda _r, _g: pbar.update(1))
             for i, text in zip(todo, decoded, strict=True):
@@ -454,7 +461,8 @@ class _GenerationAlongside:
         self.lm, self.width = lm, width
         self.planned = len(requests)
         self.decoder = fast_generate.GreedyDecoder(lm.model, width=width,
-                                                   max_positions=max(len(r.prompt) + r.max_gen_toks for r in requests))
+                                                   max_positions=max(len(r.prompt) + r.max_gen_toks for r in requests),
+                                                   draft_tokens=lm.draft_tokens)
         self.queue: list[tuple[_GreedyRequest, fast_generate.PromptHead]] = []
         self.held: dict[int, int] = {}  # storage address -> bytes of the cache tensors the queue keeps alive
         self.answers: dict[tuple[str, str], str] = {}

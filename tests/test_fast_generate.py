@@ -158,6 +158,52 @@ def test_decoder_takes_a_prompt_head_computed_elsewhere_token_for_token(tiny_lla
     assert dec.reused_tokens == 0
 
 
+@pytest.fixture(scope="module")
+def looping_llama():
+    """A tiny Llama whose greedy outputs fall into loops with breaks (weights near zero): prompt-lookup drafts
+    are accepted in the loops and rejected at the breaks."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         tie_word_embeddings=False, initializer_range=0.05)
+    return LlamaForCausalLM(config).eval()
+
+
+def test_prompt_lookup_drafts_continue_the_latest_earlier_occurrence():
+    lookup = fast_generate.PromptLookup([1, 2, 3, 9, 1, 2, 4, 5], n=2)
+    assert lookup.draft(3) == []           # (4, 5) occurred nowhere before
+    lookup.extend([1, 2])
+    assert lookup.draft(3) == [4, 5, 1]    # the latest (1, 2) before the last one: followed by 4, 5, 1
+    assert lookup.draft(1) == [4] and lookup.draft(0) == []
+    lookup.extend([4])
+    assert lookup.draft(5) == [5, 1, 2, 4]  # never past the sequence's end
+    assert fast_generate.PromptLookup([7], n=2).draft(3) == []
+
+
+def test_decoder_with_prompt_lookup_drafts_gives_the_same_tokens_in_fewer_passes(looping_llama):
+    """Each decoding row checks up to k draft tokens (its prompt's or output's continuation of its last two
+    tokens) in one pass: the tokens are the greedy ones, only fewer passes run."""
+    n = [30, 25, 30, 12, 40]
+    ref = [_reference(looping_llama, p, k) for p, k in zip(PROMPTS, n)]
+    plain = fast_generate.GreedyDecoder(looping_llama, width=3, max_positions=80)
+    assert plain.generate(PROMPTS, n, lambda r, g: False) == ref
+    for width in (1, 3, 8):
+        for chunk in (None, 3):
+            for k in (1, 3, 5):
+                dec = fast_generate.GreedyDecoder(looping_llama, width=width, max_positions=80, prefill_chunk=chunk,
+                                                  draft_tokens=k)
+                assert dec.generate(PROMPTS, n, lambda r, g: False) == ref, (width, chunk, k)
+                assert 0 < dec.accepted_tokens < dec.drafted_tokens, (width, chunk, k)  # accepted and rejected
+        assert dec.decode_passes < plain.decode_passes if width == 3 else True
+    # a stop inside an accepted run ends the sequence there, as one token a step would
+    stops = {r: ref[r].index(ref[r][12]) + 1 for r in range(len(PROMPTS)) if len(ref[r]) > 12}
+    dec = fast_generate.GreedyDecoder(looping_llama, width=3, max_positions=80, draft_tokens=4)
+    got = dec.generate(PROMPTS, n, lambda r, g: r in stops and len(g) >= stops[r])
+    assert got == [ref[r][:stops[r]] if r in stops else ref[r] for r in range(len(PROMPTS))]
+
+
 def test_admission_order_keeps_prompts_with_a_long_shared_head_together():
     assert fast_generate.admission_order(SHARED) == [0, 2, 5, 1, 3, 4]
     # what every prompt shares (a chat template's system turn) does not regroup anything
