@@ -59,6 +59,9 @@ SELECTED_ON: dict[str, list[str]] = {
 }
 SELECTED_ON["econ_fomc_gen"] = SELECTED_ON["econ_fomc"][-4:]  # the LLM runs (baselines have no _gen variant)
 SELECTED_ON["econ_classify"] = SELECTED_ON["econ_signal"] = _FIRST_LLM_RUNS[:1] + _BASELINE_RUNS
+# the _gen tasks were re-selected when their subsets became subsets of their twins' (`--select --same-runs
+# --tasks econ_classify_gen,econ_signal_gen,econ_fomc_gen`): on the same runs minus the archived one
+SELECTED_ON["econ_classify_gen"] = SELECTED_ON["econ_signal_gen"] = _FIRST_LLM_RUNS[:1]
 SE_FLOOR = 0.01
 
 

@@ -5,6 +5,8 @@ wildcard, which keeps meaning the full suite) is its full task with ``process_do
 :data:`LITE_SIZES` documents of the test split: strata (the gold label of a classification, the question
 type of QA, the subject of MMLU, before/after 2020 for titles) get seats in proportion to their size
 (largest remainders), and each stratum's documents are taken in a seeded order (:data:`LITE_SEEDS`).
+A generation task whose multiple-choice twin is in the quick suite draws from the twin's lite documents
+(:func:`lite_pool`), so econ-hf answers it during the twin's log-likelihood pass over the same prompts.
 The order of the kept documents is the test split's.
 
 Lite scores are first looks, not results: the leaderboard refuses lite runs (as it refuses ``--limit``),
@@ -40,9 +42,9 @@ LITE_SIZES = {
 #: systems' full scores best (smallest worst-case distance in standard errors; `benchmarks/lite_agreement.py
 #: --select`), the way tinyBenchmarks picks anchor items from existing models' results. Systems published
 #: after the selection check it out of sample (results/benchmarks/lite_agreement.json).
-LITE_SEEDS = {"econ_titles": 116, "econ_classify": 87, "econ_classify_gen": 155, "econ_qa": 192, "econ_signal": 0,
+LITE_SEEDS = {"econ_titles": 116, "econ_classify": 87, "econ_classify_gen": 101, "econ_qa": 192, "econ_signal": 0,
               "econ_signal_gen": 0, "econ_mmlu": 10,
-              "econ_fomc": 14, "econ_fomc_gen": 4}
+              "econ_fomc": 14, "econ_fomc_gen": 30}
 
 
 def lite_name(task: str) -> str:
@@ -84,17 +86,27 @@ def _order(seed: int, task: str, doc: dict) -> str:
     return hashlib.sha256(f"{seed}:lite:{task}:{_doc_key(doc)}".encode()).hexdigest()
 
 
+def lite_pool(task: str, docs: list[dict]) -> list[int]:
+    """The test indices ``task``'s lite subset is drawn from: a generation task with a lite multiple-choice twin
+    (``econ_classify_gen`` and ``econ_classify``) draws from the twin's lite documents, so that econ-hf answers
+    every one of its requests during the twin's log-likelihood pass over the same prompts instead of computing
+    the prompt again; other tasks from the whole test split."""
+    twin = tasks.multiple_choice_twin(task)
+    return lite_indices(twin, docs) if twin in LITE_SIZES else list(range(len(docs)))
+
+
 def lite_indices(task: str, docs: list[dict], size: int | None = None, seed: int | None = None) -> list[int]:
-    """Indices (in test order) of the documents the lite version of ``task`` keeps."""
+    """Indices (in test order) of the documents the lite version of ``task`` keeps (from :func:`lite_pool`)."""
     spec = tasks.task(task)
-    n = min(size if size is not None else LITE_SIZES[task], len(docs))
+    pool = lite_pool(task, docs)
+    n = min(size if size is not None else LITE_SIZES[task], len(pool))
     seed = LITE_SEEDS[task] if seed is None else seed
     groups: dict[str, list[int]] = {}
-    for i, doc in enumerate(docs):
-        groups.setdefault(stratum(spec, doc), []).append(i)
+    for i in pool:
+        groups.setdefault(stratum(spec, docs[i]), []).append(i)
     for key in groups:
         groups[key].sort(key=lambda i: _order(seed, task, docs[i]))
-    exact = {k: n * len(v) / len(docs) for k, v in groups.items()}
+    exact = {k: n * len(v) / len(pool) for k, v in groups.items()}
     seats = {k: int(x) for k, x in exact.items()}
     for k in sorted(exact, key=lambda k: (-(exact[k] - seats[k]), k))[: n - sum(seats.values())]:
         seats[k] += 1  # largest remainders

@@ -121,6 +121,22 @@ def test_lite_subsets_are_seeded_stratified_and_sized():
     assert (seven.count("econ.GN"), seven.count("econ.EM"), seven.count("econ.TH")) == (4, 2, 1)
 
 
+def test_lite_generation_tasks_draw_from_their_twins_lite_documents():
+    """econlite_classify_gen's documents are among econlite_classify's (the same prompts: econ-hf answers them
+    during the twin's log-likelihood pass), stratified and seeded within them."""
+    from econ_eval.lite import LITE_SIZES, lite_indices, lite_pool
+
+    docs = [{"label": lab, "abstract": f"a{i}", "paper_id": f"p{i}"}
+            for i, lab in enumerate(["econ.GN"] * 200 + ["econ.EM"] * 120 + ["econ.TH"] * 80)]
+    twin = lite_indices("econ_classify", docs)
+    assert lite_pool("econ_classify_gen", docs) == twin and lite_pool("econ_classify", docs) == list(range(400))
+    keep = lite_indices("econ_classify_gen", docs)
+    assert len(keep) == LITE_SIZES["econ_classify_gen"] and set(keep) <= set(twin) and keep == sorted(keep)
+    labels = [docs[i]["label"] for i in keep]
+    assert (labels.count("econ.GN"), labels.count("econ.EM"), labels.count("econ.TH")) == (40, 24, 16)
+    assert lite_indices("econ_classify_gen", docs, seed=1) != lite_indices("econ_classify_gen", docs, seed=2)
+
+
 def test_lite_tasks_load_their_subsets(bundle_env):
     from lm_eval.tasks import TaskManager, get_task_dict
 
