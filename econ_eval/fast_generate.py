@@ -352,18 +352,18 @@ class GreedyDecoder:
                  chunk: tuple[int, Sequence[int], int] | None = None, chunk_logits: bool = True):
         """One pass of the model over a decoding step and/or a chunk of one prompt's prefill, as ONE batch
         of rows: every projection, norm and MLP runs once over all rows, so a decoding step that carries a
-        prefill chunk streams the weights once for both (at 8 rows a step is bound by that streaming, not
-        by the arithmetic); only attention runs per part.
+        prefill chunk streams the weights once for both; only attention runs per part.
 
         ``decode = (tokens, positions, active)``: every slot's token and position (shape ``(width,)``), or its
         ``q`` queries — its last token and a draft's, at consecutive positions, attending causally to each other
         through the cache (shape ``(width, q)``, a grid in the order slot, query). Only the ``active`` cells (flat
         indices into the grid; default: all) run through the model and write their keys and values, so an idle
         slot — or the one being prefilled — keeps its cache; attention alone runs over the whole grid, on
-        whole-buffer views of the cache (no gathering), an idle cell's result dropped. ``chunk = (slot, tokens, start)``: the prompt tokens at positions
-        ``start, start + 1, ...`` of ``slot``, attending causally to its cache below ``start`` and to each
-        other. Returns (the decoding slots' greedy tokens or None, the greedy token after the chunk's last
-        token or None; that one only when ``chunk_logits``); the first shaped like ``tokens``.
+        whole-buffer views of the cache (no gathering), an idle cell's result dropped.
+        ``chunk = (slot, tokens, start)``: the prompt tokens at positions ``start, start + 1, ...`` of
+        ``slot``, attending causally to its cache below ``start`` and to each other. Returns (the decoding
+        slots' greedy tokens or None, the greedy token after the chunk's last token or None; that one only
+        when ``chunk_logits``); the first shaped like ``tokens``.
         """
         heads, kv, d = self.n_heads, self.n_kv, self.head_dim
         group = heads // kv
