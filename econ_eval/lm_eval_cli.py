@@ -44,6 +44,7 @@ def take_more_threads_on_sigusr1() -> None:
     """With ``ECON_EVAL_THREADS_WHEN_ALONE=N`` (set by the quickstart for runs side by side), SIGUSR1 sets torch
     to N threads: the run beside this one finished and its cores are free. The parent starts this process
     with SIGUSR1 blocked (a signal sent earlier waits); it is unblocked once the handler is in place."""
+    import atexit
     import os
     import signal
     import sys
@@ -60,6 +61,10 @@ def take_more_threads_on_sigusr1() -> None:
               flush=True)
 
     signal.signal(signal.SIGUSR1, grow)
+    # at exit, ignore it: Python's shutdown puts SIGUSR1 back to its default action (terminate) after the exit
+    # functions, so a signal sent as lm_eval is finishing (both runs ending together) killed it with code -10
+    # and its results were lost; an ignored signal stays ignored to the end
+    atexit.register(signal.signal, signal.SIGUSR1, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
 
 

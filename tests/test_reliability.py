@@ -339,3 +339,29 @@ def test_a_run_told_to_take_more_threads_early_waits_for_its_handler(tmp_path):
     assert "threads 1 3" in out.read_text() and "3 threads from here" in out.read_text()
     # this process's own signal mask is as it was
     assert signal.SIGUSR1 not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+
+
+def test_a_run_told_to_take_more_threads_as_it_exits_is_not_killed(tmp_path):
+    """Regression: both side-by-side runs ending together, the quickstart signalled the one still exiting, and
+    Python's shutdown had already put SIGUSR1 back to its default action: the run died with code -10 after
+    printing its results (CI, test_quickstart_prints_base_and_tuned_side_by_side). Here the signal keeps
+    coming for the whole of the run's exit."""
+    from econ_eval.evaluate import THREADS_WHEN_ALONE_ENV
+
+    script = ("import torch, econ_eval.lm_eval_cli as cli\n"
+              "cli.take_more_threads_on_sigusr1()\n"
+              "print('ready', flush=True)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", THREADS_WHEN_ALONE_ENV: "2"}
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        sent = 0
+        while proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGUSR1)
+                sent += 1
+            except ProcessLookupError:
+                break
+            time.sleep(0.0005)
+        assert proc.wait(timeout=60) == 0, f"exit code {proc.returncode} after {sent} signals"
