@@ -203,13 +203,16 @@ def _norm(norm, x: torch.Tensor) -> torch.Tensor:
     return norm(x)
 
 
+def _fusable(module) -> bool:
+    """A plain bias-free CPU ``nn.Linear`` in a dtype this CPU packs (see :func:`prepacked_linears`)."""
+    return (type(module) is torch.nn.Linear and module.bias is None and not module.weight.is_cuda
+            and _packs(module.weight.dtype))
+
+
 def _packed_concat(modules) -> torch.Tensor | None:
     """One packed oneDNN weight for ``modules`` (their outputs side by side), or None where they are not all
-    plain bias-free ``nn.Linear`` of one dtype that this CPU packs (see :func:`prepacked_linears`)."""
-    if not all(type(m) is torch.nn.Linear and m.bias is None and not m.weight.is_cuda for m in modules):
-        return None
-    dtypes = {m.weight.dtype for m in modules}
-    if len(dtypes) != 1 or not _packs(dtypes.pop()):
+    :func:`_fusable` and of one dtype."""
+    if not all(_fusable(m) for m in modules) or len({m.weight.dtype for m in modules}) != 1:
         return None
     weight = torch.cat([m.weight.detach() for m in modules])
     return torch.ops.mkldnn._reorder_linear_weight(weight, 8)
@@ -253,7 +256,8 @@ class GreedyDecoder:
         self.draft_tokens, self.draft_ngram = draft_tokens, draft_ngram  # prompt lookup (see generate)
         self._fused: list[tuple[torch.Tensor | None, torch.Tensor | None]] | None = None  # see _fuse
         shape = (width, self.n_kv, max_positions, self.head_dim)
-        # each (slot, kv head)'s first row in a layer's cache viewed as (rows, head_dim): a step writes at + position
+        # each (slot, kv head)'s first row in a layer's cache viewed as (rows, head_dim); a step writes at that
+        # row + the position
         self._cache_rows = (torch.arange(width).view(width, 1) * self.n_kv + torch.arange(self.n_kv)) * shape[2]
         self.keys = [torch.zeros(shape) for _ in self.layers]
         self.values = [torch.zeros(shape) for _ in self.layers]
@@ -276,7 +280,7 @@ class GreedyDecoder:
         fusable = [m for layer in self.layers for m in (layer.self_attn.q_proj, layer.self_attn.k_proj,
                                                          layer.self_attn.v_proj, getattr(layer.mlp, "gate_proj", None),
                                                          getattr(layer.mlp, "up_proj", None))
-                   if type(m) is torch.nn.Linear and _packs(m.weight.dtype)]
+                   if _fusable(m)]
         if not copies_fit(sum(m.weight.nbytes for m in fusable), "fusing the q/k/v and gate/up projections"):
             return
         for layer in self.layers:
