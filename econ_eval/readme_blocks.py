@@ -276,8 +276,11 @@ def quickstart_time_block(root: Path) -> str:
         dtypes = {r.get("dtype") for r in m["runs"].values()} - {None}
         cpu = f", {m['cpu']} {cpu_extensions(m)}" if "cpu" in m else ""
         dtype = f" in {dtypes.pop()}" if len(dtypes) == 1 else ""
+        peaks = m.get("peak_matmul_gflops_fp32")
+        peak = f", fp32 matmul peak {peaks[0]:g}/{peaks[1]:g} GFLOP/s before/after" if peaks else ""
         lines.append(f"- **{secs // 60} min {secs % 60:02d} s** on commit {m['commit']} "
-                     f"({m['created'][:10]}, {m['cpu_count']} cores{cpu}): {runs} side by side{each}{dtype}; setup, bundle "
+                     f"({m['created'][:10]}, {m['cpu_count']} cores{cpu}{peak}): {runs} side by side{each}{dtype}; "
+                     "setup, bundle "
                      f"build, model fetch and the table {m['other_min']:.1f} min; peak RSS {m['peak_rss_gb']} GB"
                      f"{over}.")
     met = sum(m["met"] for m in doc["measurements"])

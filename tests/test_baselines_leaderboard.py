@@ -316,7 +316,7 @@ def test_quickstart_time_block_states_every_measurement_and_the_misses(tmp_path)
     doc = {"target_min": 10.0, "command": "python benchmarks/quickstart_time.py", "measurements": [
         {**m, "wall_s": 587.3, "wall_min": 9.79, "other_min": 1.69, "met": True},
         {**m, "commit": "def5678", "wall_s": 623.0, "wall_min": 10.38, "other_min": 2.28, "met": False,
-         "cpu": "AMD EPYC", "avx512": False, "amx": False,
+         "cpu": "AMD EPYC", "avx512": False, "amx": False, "peak_matmul_gflops_fp32": [87.6, 91.0],
          "runs": {s: {**r, "dtype": "float32"} for s, r in m["runs"].items()}}]}
     (tmp_path / "benchmarks" / "quickstart_time.json").write_text(json.dumps(doc))
     block = quickstart_time_block(tmp_path)
@@ -324,8 +324,11 @@ def test_quickstart_time_block_states_every_measurement_and_the_misses(tmp_path)
     assert "smollm2-135m 6.9 min and smollm2-135m-lora 8.1 min side by side on 1 thread(s) each" in block
     assert block.count("over the 10-minute aim") == 1 and "Within 10 minutes: 1 of 2 measurements" in block
     # which CPU and dtype, where recorded: an AVX2-only CPU runs float32 (dtype fitted to the machine)
-    assert "(2026-11-30, 2 cores, AMD EPYC (no AVX-512/AMX)): " in block and "1 thread(s) each in float32;" in block
+    assert "(2026-11-30, 2 cores, AMD EPYC (no AVX-512/AMX), " in block and "1 thread(s) each in float32;" in block
     assert block.count("AMD EPYC") == 1
+    # the compute peak the run had, where recorded (the same VM has measured 88 and 180 GFLOP/s)
+    assert "(no AVX-512/AMX), fp32 matmul peak 87.6/91 GFLOP/s before/after): " in block
+    assert block.count("GFLOP/s") == 1
 
 
 def test_readme_tables_are_generated_from_results(tmp_path):
