@@ -1,8 +1,8 @@
 """What each task of the full suite costs on this machine, and test sizes that would fit a time budget.
 
 Times every task of ``--tasks 'econ_*'`` separately on its first ``--limit`` test documents with the
-econ-eval defaults (one model load: econ-hf, bfloat16, ``--batch-size``, chat template), scales each to
-its full test split (seconds per document x test documents; each task runs once on one document first, so a
+econ-eval defaults (one model load: econ-hf, the dtype fitted to the CPU, ``--batch-size``, chat template),
+scales each to its full test split (seconds per document x test documents; each task runs once on one document first, so a
 one-time cost such as building econ_qa_rag's retrieval index is not scaled up), and adds them up: the full suite's
 predicted wall time without start-up. A ``_gen`` task runs with its multiple-choice twin, as in a full run
 (econ-hf then answers it during the twin's log-likelihood pass); its cost is the pair's time less the twin's
@@ -39,9 +39,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from benchmarks._report import publish  # noqa: E402
 from econ_eval import tasks as registry  # noqa: E402
 from econ_eval.calibrate import FALLBACK_BATCH_SIZE  # noqa: E402
-from econ_eval.config import data_dir, results_dir, tasks_dir  # noqa: E402
+from econ_eval.config import data_dir, fitted_dtype, machine, results_dir, tasks_dir  # noqa: E402
 from econ_eval.evaluate import DEFAULT_BACKEND, DEFAULT_DTYPE, WILDCARD_TASKS  # noqa: E402
-from econ_eval.config import fitted_dtype  # noqa: E402
 
 #: the default dtype on this machine (bfloat16 where it has native bf16 matmuls, else float32)
 DTYPE = fitted_dtype(DEFAULT_DTYPE, "cpu")[0]
@@ -170,6 +169,7 @@ def main(argv=None) -> int:
     previous = Path(args.output)
     report = {"backend": DEFAULT_BACKEND, "dtype": DTYPE, "batch_size": args.batch_size,
               "torch_threads": torch.get_num_threads(), "limit": args.limit, "rows": rows,
+              "machine": {k: v for k, v in machine().items() if k in ("cpu", "avx512", "amx", "cores")},
               "predicted_full_suite_min": round(total_s / 60, 1), "budget_min": args.budget_min, "floor": args.floor,
               "proposed_suite_min": round(sum(r["proposed_s"] for r in rows) / 60, 1),
               "note": "seconds per document measured on the first --limit test documents of each task, one task at "

@@ -181,11 +181,12 @@ def _benchmark_report(root: Path, name: str, script: str | None = None) -> dict 
     return json.loads(path.read_text())
 
 
-def suite_time_block(root: Path) -> str:
-    """The full suite's predicted time, per group and costliest task, from ``benchmarks/suite_time.py``'s JSON."""
+def suite_time_block(root: Path, name: str = "suite_time") -> str:
+    """The full suite's predicted time, per group and costliest task, from ``benchmarks/suite_time.py``'s JSON
+    (``results/benchmarks/<name>.json``: one per machine measured, ``--output``)."""
     from .tasks import group_members
 
-    doc = _benchmark_report(root, "suite_time")
+    doc = _benchmark_report(root, name, script="suite_time")
     if isinstance(doc, str):
         return doc
     rows = {r["task"]: r for r in doc["rows"]}
@@ -208,8 +209,9 @@ def suite_time_block(root: Path) -> str:
     without = doc["predicted_full_suite_min"] - costliest["predicted_full_s"] / 60
     by_group = ", ".join(f"`{g}` {m:.1f}" for g, m in groups.items())
     extra = " + ".join(f"`{t}` {rows[t]['predicted_full_s'] / 60:.1f}" for t in outside)
+    cpu = f" of {doc['machine']['cpu']} {cpu_extensions(doc['machine'])}" if doc.get("machine") else ""
     lines += ["", f"- **Whole `econ_*` suite: {doc['predicted_full_suite_min']} min predicted** on "
-                  f"{doc['torch_threads']} threads ({doc['backend']}, {doc['dtype']}, batch {doc['batch_size']}; "
+                  f"{doc['torch_threads']} threads{cpu} ({doc['backend']}, {doc['dtype']}, batch {doc['batch_size']}; "
                   f"no start-up): by group {by_group}" + (f", plus {extra}" if extra else "") + ".",
               f"- Budget {doc['budget_min']:g} min: without its costliest task ({costliest['task']}) the suite "
               f"would still take {without:.1f} min; every task at {doc['floor']} test documents (or fewer where "
@@ -295,7 +297,7 @@ def results_blocks(root: Path) -> dict[str, str]:
             "results": results_table(root), "drift": drift_table(root),
             "eval-throughput": eval_throughput_block(root),
             "eval-throughput-avx2": eval_throughput_block(root, "eval_throughput_avx2"),
-            "suite-time": suite_time_block(root),
+            "suite-time": suite_time_block(root), "suite-time-avx2": suite_time_block(root, "suite_time_avx2"),
             "lite-agreement": lite_agreement_block(root), "quickstart-time": quickstart_time_block(root)}
 
 

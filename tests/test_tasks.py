@@ -247,3 +247,25 @@ def test_suite_time_records_a_measured_full_run_and_refuses_a_limited_one(tmp_pa
     assert suite_time.record_run(run, report)["wall_min"] == 42.0
     assert json.loads(report.read_text())["measured_full_suite"]["run_record"] == "system_x.json"
     assert "**Measured end to end: 42.0 min** for `--tasks econ_*`" in suite_time_block(tmp_path)
+
+
+def test_suite_time_of_a_second_machine_has_its_own_file_and_names_its_cpu(tmp_path):
+    """A prediction made on another CPU (``suite_time.py --output results/benchmarks/suite_time_avx2.json``)
+    gets its own README block, which names the CPU it was measured on; a missing file says how to make it."""
+    import json
+    from pathlib import Path
+
+    from econ_eval.readme_blocks import suite_time_block
+
+    repo = Path(__file__).resolve().parent.parent
+    doc = json.loads((repo / "results" / "benchmarks" / "suite_time.json").read_text())
+    (tmp_path / "benchmarks").mkdir()
+    assert suite_time_block(tmp_path, "suite_time_avx2") == (
+        "(no results/benchmarks/suite_time_avx2.json: run `python benchmarks/suite_time.py --output "
+        "results/benchmarks/suite_time_avx2.json`)")
+    doc.update(machine={"cpu": "AMD EPYC", "avx512": False, "amx": False, "cores": 2}, dtype="float32",
+               predicted_full_suite_min=91.5)
+    (tmp_path / "benchmarks" / "suite_time_avx2.json").write_text(json.dumps(doc))
+    block = suite_time_block(tmp_path, "suite_time_avx2")
+    assert f"**Whole `econ_*` suite: 91.5 min predicted** on {doc['torch_threads']} threads of AMD EPYC " \
+           "(no AVX-512/AMX) (econ-hf, float32, batch" in block
