@@ -1,14 +1,14 @@
 """What each task of the full suite costs on this machine, and test sizes that would fit a time budget.
 
-Times every task of ``--tasks 'econ_*'`` separately on its first ``--limit`` test documents with the
-econ-eval defaults (one model load: econ-hf, the dtype fitted to the CPU, ``--batch-size``, chat template),
-scales each to its full test split (seconds per document x test documents; each task runs once on one document first, so a
+Times every task of ``--tasks 'econ_*'`` separately on its first ``--limit`` test documents with the econ-eval
+defaults (one model load: econ-hf, the dtype fitted to the CPU, ``--batch-size``, chat template), scales each to
+its full test split (seconds per document x test documents; each task runs once on one document first, so a
 one-time cost such as building econ_qa_rag's retrieval index is not scaled up), and adds them up: the full suite's
-predicted wall time without start-up. A ``_gen`` task runs with its multiple-choice twin, as in a full run
-(econ-hf then answers it during the twin's log-likelihood pass); its cost is the pair's time less the twin's
-own. Then proposes test sizes that fit ``--budget-min`` by shrinking the costliest tasks first (no task below
-``--floor`` documents unless it already has fewer), each with the 95% interval half-width it would give — the published runs' widest interval for the task (over the
-LLM systems of ``results/leaderboard.json``) scaled by sqrt(n / n').
+predicted wall time without start-up. A ``_gen`` task runs with its multiple-choice twin, as in a full run (econ-hf
+then answers it during the twin's log-likelihood pass); its cost is the pair's time less the twin's own. Then
+proposes test sizes that fit ``--budget-min`` by shrinking the costliest tasks first (no task below ``--floor``
+documents unless it already has fewer), each with the 95% interval half-width it would give — the published runs'
+widest interval for the task (over the LLM systems of ``results/leaderboard.json``) scaled by sqrt(n / n').
 
     OMP_NUM_THREADS=2 python benchmarks/suite_time.py [--limit 32] [--budget-min 15]
     OMP_NUM_THREADS=2 econ-eval evaluate --tasks 'econ_*' --output /tmp/suite-run   # the suite end to end

@@ -282,8 +282,8 @@ def quickstart_time_block(root: Path) -> str:
         peak = f", fp32 matmul peak {peaks[0]:g}/{peaks[1]:g} GFLOP/s before/after" if peaks else ""
         lines.append(f"- **{secs // 60} min {secs % 60:02d} s** on commit {m['commit']} "
                      f"({m['created'][:10]}, {m['cpu_count']} cores{cpu}{peak}): {runs} side by side{each}{dtype}; "
-                     "setup, bundle "
-                     f"build, model fetch and the table {m['other_min']:.1f} min; peak RSS {m['peak_rss_gb']} GB"
+                     f"setup, bundle build, model fetch and the table {m['other_min']:.1f} min; "
+                     f"peak RSS {m['peak_rss_gb']} GB"
                      f"{over}.")
     met = sum(m["met"] for m in doc["measurements"])
     lines.append(f"- Within {doc['target_min']:g} minutes: {met} of {len(doc['measurements'])} measurements "
