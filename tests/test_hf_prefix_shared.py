@@ -50,7 +50,7 @@ def _models(model_dir, **kw):
 
     from econ_eval.hf_prefix_shared import PrefixSharedHFLM
 
-    common = dict(pretrained=model_dir, device="cpu", dtype="float32", batch_size=4, **kw)
+    common = {**dict(pretrained=model_dir, device="cpu", dtype="float32", batch_size=4), **kw}
     return HFLM(**common), PrefixSharedHFLM(**common)
 
 
@@ -105,6 +105,29 @@ def test_econ_hf_computes_a_head_shared_by_a_batch_once(model_dir):
     whole = sum(len(fast.tok_encode(c)) for c in HEADLINES)
     assert sum(rows * width for rows, width in fed) < 0.75 * whole  # heads ran once, not once per context
     assert any(rows == 1 for rows, _ in fed)  # a head alone, then the batch's tails
+
+
+@pytest.mark.slow
+def test_econ_hf_scores_the_longer_continuations_of_a_batch_in_one_forward(model_dir):
+    """Contexts whose answers run to several tokens (the category names of econ_classify, FOMC's stances) are
+    batched like one-token ones: one forward for the contexts, one for every continuation of the batch, each
+    row at its own positions after its own context (contexts and continuations of different lengths here);
+    before, every context and its continuations took two forwards of their own."""
+    hf, fast = _models(model_dir, batch_size=8)
+    several = [pair for pair in REQUESTS
+               if pair[0] in (LONG, LONG + "\n") or pair[0].startswith(("Paris", "The stock"))]
+    fed = []
+    body = fast._body_and_head()[0]
+    hook = body.register_forward_pre_hook(lambda _m, _a, kw: fed.append(tuple(kw["input_ids"].shape)),
+                                          with_kwargs=True)
+    try:
+        got = fast.loglikelihood(_instances(several))
+    finally:
+        hook.remove()
+    _assert_close(hf.loglikelihood(_instances(several)), got)
+    # 3 contexts (lm-eval moves LONG + "\n"'s newline into its answers) with multi-token answers: 6 forwards before
+    assert len(fed) == 2, fed
+    assert fed[0][0] == 3 and fed[1][0] >= 3  # the contexts; then at least one longer answer of each
 
 
 @pytest.mark.slow
