@@ -37,6 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks._report import publish  # noqa: E402
+from benchmarks.eval_throughput import peak_matmul_gflops  # noqa: E402
 from econ_eval import tasks as registry  # noqa: E402
 from econ_eval.calibrate import FALLBACK_BATCH_SIZE  # noqa: E402
 from econ_eval.config import data_dir, fitted_dtype, machine, results_dir, tasks_dir  # noqa: E402
@@ -102,6 +103,14 @@ def record_run(system_file: Path, output: Path) -> dict:
     return report["measured_full_suite"]
 
 
+def _commit() -> str | None:
+    """The checkout's short commit (None outside a git checkout)."""
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=32, help="documents timed per task (default: %(default)s)")
@@ -139,6 +148,9 @@ def main(argv=None) -> int:
         return time.perf_counter() - t
 
     run(["econ_signal"], 2)  # warm-up
+    # the CPU's matmul peak in the run's dtype just before and after: the same 2-core VM has measured 88 and
+    # 180 GFLOP/s (float32) on different days, so per-document costs are comparable across runs only with it
+    peaks = [round(peak_matmul_gflops(getattr(torch, DTYPE)), 1)]
     widths = published_half_widths(results_dir() / "leaderboard.json")
     rows, per_doc, sizes, walls = [], {}, {}, {}
     twins = {t: registry.multiple_choice_twin(t) for t in names}
@@ -158,6 +170,7 @@ def main(argv=None) -> int:
         walls[task], per_doc[task], sizes[task] = wall, wall / limit, n
         rows.append({**row, "wall_s": round(wall, 2), "s_per_doc": round(wall / limit, 3), "test_docs": n,
                      "predicted_full_s": round(wall / limit * n, 1)})
+    peaks.append(round(peak_matmul_gflops(getattr(torch, DTYPE)), 1))
     total_s = sum(r["predicted_full_s"] for r in rows)
     proposal = propose_sizes(per_doc, sizes, args.budget_min * 60, args.floor)
     for r in rows:
@@ -170,6 +183,7 @@ def main(argv=None) -> int:
     report = {"backend": DEFAULT_BACKEND, "dtype": DTYPE, "batch_size": args.batch_size,
               "torch_threads": torch.get_num_threads(), "limit": args.limit, "rows": rows,
               "machine": {k: v for k, v in machine().items() if k in ("cpu", "avx512", "amx", "cores")},
+              "commit": _commit(), "peak_matmul_gflops": peaks,
               "predicted_full_suite_min": round(total_s / 60, 1), "budget_min": args.budget_min, "floor": args.floor,
               "proposed_suite_min": round(sum(r["proposed_s"] for r in rows) / 60, 1),
               "note": "seconds per document measured on the first --limit test documents of each task, one task at "

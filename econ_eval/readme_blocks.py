@@ -181,6 +181,15 @@ def _benchmark_report(root: Path, name: str, script: str | None = None) -> dict 
     return json.loads(path.read_text())
 
 
+def _run_of(doc: dict) -> str:
+    """" on commit X (matmul peak a/b GFLOP/s before/after)" where a benchmark recorded them, else ""."""
+    parts = [f"commit {doc['commit']}"] if doc.get("commit") else []
+    peaks = doc.get("peak_matmul_gflops")
+    if peaks:
+        parts.append(f"{doc.get('dtype', '')} matmul peak {'/'.join(f'{p:g}' for p in peaks)} GFLOP/s before/after")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def suite_time_block(root: Path, name: str = "suite_time") -> str:
     """The full suite's predicted time, per group and costliest task, from ``benchmarks/suite_time.py``'s JSON
     (``results/benchmarks/<name>.json``: one per machine measured, ``--output``)."""
@@ -217,8 +226,8 @@ def suite_time_block(root: Path, name: str = "suite_time") -> str:
               f"would still take {without:.1f} min; every task at {doc['floor']} test documents (or fewer where "
               f"it has fewer): {doc['proposed_suite_min']} min; {doc['budget_min']:g} min allows about "
               f"{doc['budget_min'] * 60 / per_doc_all:.0f} documents a task.",
-              f"- Measured {doc['created']} on the first {doc['limit']} test documents of each task, scaled to "
-              "its test size" + ("; a `_gen` task's time is what it adds to a run of its multiple-choice twin "
+              f"- Measured {doc['created']}{_run_of(doc)} on the first {doc['limit']} test documents of each task, "
+              "scaled to its test size" + ("; a `_gen` task's time is what it adds to a run of its multiple-choice twin "
                                  "(econ-hf answers it during the twin's log-likelihood pass)."
                                  if any(r.get("timed_with") for r in doc["rows"]) else ".")]
     run = doc.get("measured_full_suite")
