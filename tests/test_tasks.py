@@ -269,3 +269,9 @@ def test_suite_time_of_a_second_machine_has_its_own_file_and_names_its_cpu(tmp_p
     block = suite_time_block(tmp_path, "suite_time_avx2")
     assert f"**Whole `econ_*` suite: 91.5 min predicted** on {doc['torch_threads']} threads of AMD EPYC " \
            "(no AVX-512/AMX) (econ-hf, float32, batch" in block
+    assert "before/after" not in block  # a file without the run's commit and matmul peak (the first ones)
+    doc.update(commit="abc1234", peak_matmul_gflops=[176.4, 140.7])
+    (tmp_path / "benchmarks" / "suite_time_avx2.json").write_text(json.dumps(doc))
+    block = suite_time_block(tmp_path, "suite_time_avx2")
+    assert f"- Measured {doc['created']} (commit abc1234; float32 matmul peak 176.4/140.7 GFLOP/s before/after) " \
+           "on the first" in block
