@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -25,3 +26,9 @@ def publish(report: dict, output: str | Path, columns: list[tuple[str, str, str]
             cells.append(f"{text:<{w}}" if i == 0 else f"{text:>{w}}")
         print("".join(cells))
     print(f"wrote {output}")
+
+
+def short_commit(repo: Path) -> str | None:
+    """``repo``'s checked-out commit, short (None outside a git checkout): the code a benchmark measured."""
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
+    return done.stdout.strip() or None

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from benchmarks._report import short_commit  # noqa: E402
 from econ_eval.config import machine, results_dir  # noqa: E402
 from econ_eval.io import atomic_write_json  # noqa: E402
 
@@ -52,8 +53,7 @@ def peak_fp32_gflops() -> float:
 def measure(clone: Path) -> dict:
     """Clone HEAD into ``clone``, run ``make quickstart`` there; the measurement (with the CPU's float32 matmul
     peak measured just before and just after it)."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout.strip()
+    commit = short_commit(REPO)
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ECON_EVAL_", "VIRTUAL_ENV"))}
     log = clone / "quickstart.log"

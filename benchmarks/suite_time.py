@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks._report import publish  # noqa: E402
+from benchmarks._report import publish, short_commit  # noqa: E402
 from benchmarks.eval_throughput import peak_matmul_gflops  # noqa: E402
 from econ_eval import tasks as registry  # noqa: E402
 from econ_eval.calibrate import FALLBACK_BATCH_SIZE  # noqa: E402
@@ -101,14 +101,6 @@ def record_run(system_file: Path, output: Path) -> dict:
         "run_record": system_file.name, "note": "lm_eval's whole run: model load, every request, metrics"}
     atomic_write_json(output, report)
     return report["measured_full_suite"]
-
-
-def _commit() -> str | None:
-    """The checkout's short commit (None outside a git checkout)."""
-    import subprocess
-
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    return done.stdout.strip() or None
 
 
 def main(argv=None) -> int:
@@ -183,7 +175,7 @@ def main(argv=None) -> int:
     report = {"backend": DEFAULT_BACKEND, "dtype": DTYPE, "batch_size": args.batch_size,
               "torch_threads": torch.get_num_threads(), "limit": args.limit, "rows": rows,
               "machine": {k: v for k, v in machine().items() if k in ("cpu", "avx512", "amx", "cores")},
-              "commit": _commit(), "peak_matmul_gflops": peaks,
+              "commit": short_commit(REPO), "peak_matmul_gflops": peaks,
               "predicted_full_suite_min": round(total_s / 60, 1), "budget_min": args.budget_min, "floor": args.floor,
               "proposed_suite_min": round(sum(r["proposed_s"] for r in rows) / 60, 1),
               "note": "seconds per document measured on the first --limit test documents of each task, one task at "

@@ -182,7 +182,8 @@ def _benchmark_report(root: Path, name: str, script: str | None = None) -> dict 
 
 
 def _run_of(doc: dict) -> str:
-    """" on commit X (matmul peak a/b GFLOP/s before/after)" where a benchmark recorded them, else ""."""
+    """The run a benchmark report names, as `` (commit X; <dtype> matmul peak a/b GFLOP/s before/after)`` with
+    whichever of the two it recorded; "" for a report with neither."""
     parts = [f"commit {doc['commit']}"] if doc.get("commit") else []
     peaks = doc.get("peak_matmul_gflops")
     if peaks:
