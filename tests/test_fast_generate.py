@@ -204,6 +204,25 @@ def test_decoder_with_prompt_lookup_drafts_gives_the_same_tokens_in_fewer_passes
     assert got == [ref[r][:stops[r]] if r in stops else ref[r] for r in range(len(PROMPTS))]
 
 
+@pytest.mark.parametrize("earlier,length", [(0, 12), (5, 12), (12, 12), (30, 12), (26, 600), (0, 600)])
+def test_causal_attention_after_a_cache_equals_sdpa_with_its_explicit_mask(earlier, length):
+    """Queries after ``earlier`` cached positions: the causal-kernel path (zero queries for the cached positions,
+    kv heads not repeated) gives what SDPA gives with the lower-right causal mask and repeated kv heads."""
+    torch.manual_seed(earlier)
+    heads, kv, d = 6, 2, 16
+    q = torch.randn(2, heads, length, d)
+    k, v = torch.randn(2, kv, earlier + length, d), torch.randn(2, kv, earlier + length, d)
+    sees = torch.arange(earlier + length) <= torch.arange(earlier, earlier + length)[:, None]  # (length, all)
+    want = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(heads // kv, 1), v.repeat_interleave(heads // kv, 1), attn_mask=sees, scale=0.3)
+    got = fast_generate.causal_attention(q, k, v, scale=0.3)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    unmasked = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(heads // kv, 1), v.repeat_interleave(heads // kv, 1), scale=0.3)
+    assert not torch.allclose(got, unmasked, atol=1e-3)  # the mask matters here: a wrong one would show
+
+
 def test_admission_order_keeps_prompts_with_a_long_shared_head_together():
     assert fast_generate.admission_order(SHARED) == [0, 2, 5, 1, 3, 4]
     # what every prompt shares (a chat template's system turn) does not regroup anything

@@ -108,6 +108,34 @@ def test_econ_hf_computes_a_head_shared_by_a_batch_once(model_dir):
 
 
 @pytest.mark.slow
+def test_econ_hf_batches_after_a_shared_head_attend_causally_without_a_mask(model_dir, monkeypatch):
+    """Long tails (>= 512 keys) that run on a batch's shared head go to SDPA's causal kernel, which skips the
+    blocks above the diagonal, not with an explicit mask, which computes them all; before, transformers built
+    that mask for every such forward."""
+    import torch
+
+    hf, fast = _models(model_dir)
+    def story(j):  # ~900 tokens, different from the first word on: only the system turn is shared
+        return " ".join(f"{j}: gold rose {i} dollars on day {i} as the dollar weakened." for i in range(60))
+
+    long_contexts = [c.replace("Headline: ", f"Story {story(j)}\nHeadline: ") for j, c in enumerate(HEADLINES[:4])]
+    pairs = [(c, a) for c in long_contexts for a in ("\nNo", "\nYes")]  # one-token answers: no masked rests
+    calls, sdpa = [], torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, attn_mask=None, is_causal=False, **kw):
+        calls.append((query.shape[2], key.shape[2], attn_mask is not None, is_causal))
+        return sdpa(query, key, value, attn_mask=attn_mask, is_causal=is_causal, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    got = fast.loglikelihood(_instances(pairs))
+    monkeypatch.undo()
+    _assert_close(hf.loglikelihood(_instances(pairs)), got)
+    assert any(q >= 512 and not masked and causal for q, _, masked, causal in calls)  # the tails, padded
+    assert not [c for c in calls if c[2]], "an explicit mask reached SDPA"
+    assert fast.model.config._attn_implementation == "sdpa"  # restored after the pass
+
+
+@pytest.mark.slow
 def test_econ_hf_scores_the_longer_continuations_of_a_batch_in_one_forward(model_dir):
     """Contexts whose answers run to several tokens (the category names of econ_classify, FOMC's stances) are
     batched like one-token ones: one forward for the contexts, one for every continuation of the batch, each
