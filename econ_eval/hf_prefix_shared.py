@@ -76,7 +76,7 @@ AttentionInterface.register(CAUSAL_ATTENTION, _causal_attention)
 
 
 @contextlib.contextmanager
-def causal_attention(model):
+def unmasked_causal_attention(model):
     """Within this block, ``model``'s ``sdpa`` attention runs as :data:`CAUSAL_ATTENTION`: for forwards on a
     KV cache whose rows (cached positions and inputs) have no padding before their last real token (right
     padding is harmless: no real token sees it). Any other attention implementation is left as it is."""
@@ -362,7 +362,7 @@ class PrefixSharedHFLM(HFLM):
                          use_cache=True).past_key_values
             cache.batch_repeat_interleave(len(batch))
             tails = self._right_padded([r[shared:] for r in rows], width - shared)
-            with causal_attention(body):  # the tails after the shared head: lower-right causal, no mask
+            with unmasked_causal_attention(body):  # the tails after the shared head: lower-right causal, no mask
                 hidden = body(input_ids=tails, past_key_values=cache, use_cache=True).last_hidden_state
         else:
             shared = 0
